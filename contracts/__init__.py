@@ -1,0 +1,1 @@
+"""The domain's models: parties, works, splits, consent, licences, policy."""

@@ -1,0 +1,258 @@
+"""The catalogue: works and their identifiers, effective-dated splits, consent.
+
+The catalogue can hold millions of works, so its tables are validated as
+polars frames, not row by row in Python. The pydantic records below are the
+published shape of one row (for `settle schema`); the frame checks enforce the
+same rules. The first failing row aborts loading with an `InputError` that
+names file, row, field, value and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from fractions import Fraction
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from pydantic import Field
+
+from contracts.errors import InputError
+from contracts.identifiers import EXPECTED, normalised_ref_expr
+from contracts.numbers import Share, fraction_text, parse_exact
+from contracts.parties import Model
+from contracts.vocabulary import RIGHTS, USE_TYPES, WORK_KINDS, ConsentSubject, Right, Signal, WorkKind
+
+# Splits are held as integers over one common denominator so that level-2
+# allocation is integer arithmetic in Int128. Refuse catalogues whose share
+# denominators would push that past what Int128 products can carry.
+SHARE_SCALE_MAX = 10**18
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+class WorkRecord(Model):
+    """One row of works.csv."""
+
+    work_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    kind: WorkKind
+    title: str
+    identifiers: str = Field(default="", description="space-separated scheme-prefixed identifiers")
+
+
+class SplitRecord(Model):
+    """One row of splits.csv: one holder's share of one split version."""
+
+    work_id: str
+    right: Right
+    holder_id: str
+    share: Share
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+
+
+class ConsentSignal(Model):
+    """One row of consent.csv."""
+
+    subject: ConsentSubject
+    subject_id: str | None = None
+    use_type: str = Field(description="a use type or '*'")
+    licensee_id: str | None = None
+    signal: Signal
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated catalogue as frames.
+
+    works:   work_id, kind, title
+    refs:    ref (normalised, scheme-prefixed), work_id — one row per identifier
+    splits:  work_id, version, right, holder_id, share_scaled, share, valid_from, valid_to
+             (share_scaled / share_scale is the holder's exact share)
+    consent: subject, subject_id, use_type, licensee_id, signal, valid_from, valid_to
+    """
+
+    works: pl.DataFrame
+    refs: pl.DataFrame
+    splits: pl.DataFrame
+    share_scale: int
+    consent: pl.DataFrame
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV or Parquet table with every column as text and a 1-based `_row`."""
+    if path.suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        frame = frame.with_columns(pl.all().cast(pl.String))
+    else:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    frame = frame.with_columns(pl.col(pl.String).str.strip_chars())
+    return frame.with_row_index("_row", offset=1)
+
+
+def require_columns(frame: pl.DataFrame, path: Path, columns: list[str]) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise InputError(str(path), f"missing column(s) {', '.join(missing)}",
+                         expected=f"a header with {', '.join(columns)}")
+
+
+def fail_first(frame: pl.DataFrame, bad: pl.Expr, path: Path, field: str, expected: str,
+               problem: str = "invalid value") -> None:
+    """Raise for the first row where `bad` holds, saying how many more rows fail."""
+    failing = frame.filter(bad)
+    if failing.height:
+        first = failing.row(0, named=True)
+        more = f" ({failing.height - 1} more rows fail the same way)" if failing.height > 1 else ""
+        raise InputError(str(path), problem + more, row=first["_row"], field=field,
+                         value=first.get(field), expected=expected)
+
+
+def fail_if_outside(frame: pl.DataFrame, path: Path, field: str, allowed: tuple[str, ...]) -> None:
+    fail_first(frame, pl.col(field).is_null() | ~pl.col(field).is_in(allowed), path, field,
+               "one of " + ", ".join(allowed))
+
+
+def parse_dates(frame: pl.DataFrame, path: Path, field: str, *, optional: bool) -> pl.DataFrame:
+    """Parse a YYYY-MM-DD column to a UTC datetime at 00:00 (the validity boundary)."""
+    text = pl.col(field)
+    parsed = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    bad = (text.is_not_null() & (text != "") & (parsed.is_null() | ~text.str.contains(DATE_PATTERN)))
+    if not optional:
+        bad = bad | text.is_null() | (text == "")
+    fail_first(frame, bad, path, field, "a date YYYY-MM-DD")
+    return frame.with_columns(
+        parsed.cast(pl.Datetime("us", "UTC")).alias(field)
+    )
+
+
+def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """works.csv → (works, refs). Identifiers are normalised; a duplicate work id
+    or an identifier naming two works is an error."""
+    frame = read_table(path)
+    require_columns(frame, path, ["work_id", "kind", "title", "identifiers"])
+    fail_first(frame, pl.col("work_id").is_null() | pl.col("work_id").str.contains(r"\s"),
+               path, "work_id", "a non-empty id without spaces")
+    fail_first(frame, pl.col("work_id").is_duplicated(), path, "work_id", "each work_id once",
+               "duplicate work id")
+    fail_if_outside(frame, path, "kind", WORK_KINDS)
+    refs = (
+        frame.select("_row", "work_id",
+                     pl.col("identifiers").fill_null("").str.split(" ").alias("raw"))
+        .explode("raw")
+        .filter(pl.col("raw") != "")
+        .with_columns(normalised_ref_expr(pl.col("raw")).alias("_ref"))
+        .unnest("_ref")
+    )
+    bad = refs.filter(pl.col("reason").is_not_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise InputError(str(path), f"invalid identifier ({first['reason']})", row=first["_row"],
+                         field="identifiers", value=first["raw"],
+                         expected=EXPECTED.get(first["reason"], "a valid identifier"))
+    own = frame.select("_row", "work_id", pl.concat_str(pl.lit("WORK:"), "work_id").alias("ref"))
+    refs = pl.concat([refs.select("_row", "work_id", "ref"), own]).unique(["ref", "work_id"])
+    clash = refs.filter(pl.col("ref").is_duplicated()).sort("ref", "work_id")
+    if clash.height:
+        first = clash.row(0, named=True)
+        others = clash.filter(pl.col("ref") == first["ref"])["work_id"].to_list()
+        raise InputError(str(path), f"identifier names several works: {', '.join(others)}",
+                         row=first["_row"], field="identifiers", value=first["ref"],
+                         expected="each identifier on one work only")
+    works = frame.select("work_id", "kind", pl.col("title").fill_null(""))
+    return works.sort("work_id"), refs.select("ref", "work_id").sort("ref")
+
+
+def share_fractions(texts: list[str], path: Path, frame: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """Parse each distinct share text once (there are few) into (numerator, denominator)."""
+    parsed: dict[str, tuple[int, int]] = {}
+    for text in texts:
+        try:
+            value = parse_exact(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value <= 1:
+            row = frame.filter(pl.col("share") == text).row(0, named=True)["_row"]
+            raise InputError(str(path), "invalid share", row=row, field="share", value=text,
+                             expected="a share in (0, 1] as a decimal, a percentage or a fraction (0.25, 25%, 1/4)")
+        parsed[text] = (value.numerator, value.denominator)
+    return parsed
+
+
+def load_splits(path: Path, works: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """splits.csv → (splits, share_scale), each version checked to sum to exactly 1."""
+    frame = read_table(path)
+    require_columns(frame, path, ["work_id", "right", "holder_id", "share", "valid_from", "valid_to"])
+    fail_first(frame, ~pl.col("work_id").is_in(works["work_id"].implode()), path, "work_id",
+               "a work_id of works.csv", "split for an unknown work")
+    fail_first(frame, pl.col("holder_id").is_null(), path, "holder_id", "a holder id")
+    fail_if_outside(frame, path, "right", RIGHTS)
+    fail_first(frame, pl.col("share").is_null(), path, "share", "a share")
+    fractions = share_fractions(sorted(frame["share"].unique().to_list()), path, frame)
+    share_scale = math.lcm(*(denominator for _, denominator in fractions.values())) if fractions else 1
+    if share_scale > SHARE_SCALE_MAX:
+        raise InputError(str(path), f"share denominators have a common multiple of {share_scale}",
+                         field="share", expected=f"denominators whose common multiple is at most {SHARE_SCALE_MAX}")
+    scaled = {text: numerator * (share_scale // denominator) for text, (numerator, denominator) in fractions.items()}
+    frame = parse_dates(frame, path, "valid_from", optional=False)
+    frame = parse_dates(frame, path, "valid_to", optional=True)
+    canonical = {text: fraction_text(Fraction(n, d)) for text, (n, d) in fractions.items()}
+    frame = frame.with_columns(
+        pl.col("share").replace_strict(scaled, return_dtype=pl.Int128).alias("share_scaled"),
+        pl.col("share").replace_strict(canonical, return_dtype=pl.String),
+        pl.col("valid_from").dt.strftime("%Y-%m-%d").alias("version"),
+    )
+    check_versions(frame, path, share_scale)
+    return frame.select(
+        "work_id", "version", "right", "holder_id", "share_scaled", "share", "valid_from", "valid_to"
+    ).sort("work_id", "version", "holder_id"), share_scale
+
+
+def check_versions(frame: pl.DataFrame, path: Path, share_scale: int) -> None:
+    """Each version sums to exactly 1, names a holder once, has one right; versions don't overlap."""
+    fail_first(frame, pl.struct("work_id", "version", "holder_id").is_duplicated(), path, "holder_id",
+               "each holder once per split version", "holder listed twice in one split version")
+    fail_first(frame, pl.col("right").n_unique().over("work_id", "version") > 1, path, "right",
+               "one right per split version", "split version mixes rights")
+    fail_first(frame, pl.col("valid_to").is_not_null() & (pl.col("valid_to") <= pl.col("valid_from")),
+               path, "valid_to", "a date after valid_from")
+    sums = frame.group_by("work_id", "version").agg(
+        pl.col("share_scaled").sum().alias("total"), pl.col("_row").min()
+    ).filter(pl.col("total") != share_scale).sort("_row")
+    if sums.height:
+        first = sums.row(0, named=True)
+        total = parse_exact(f"{first['total']}/{share_scale}")
+        raise InputError(str(path), f"shares of work {first['work_id']} from {first['version']} sum to "
+                         f"{fraction_text(total)}", row=first["_row"], field="share", expected="shares summing to exactly 1")
+    versions = (frame.group_by("work_id", "version").agg(pl.col("valid_from").first(),
+                                                          pl.col("valid_to").first(), pl.col("_row").min())
+                .sort("work_id", "valid_from")
+                .with_columns(pl.col("valid_from").shift(-1).over("work_id").alias("next_from")))
+    fail_first(versions, pl.col("next_from").is_not_null()
+               & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from"))),
+               path, "valid_to", "versions of one work that do not overlap", "split versions overlap")
+
+
+def load_consent(path: Path, works: pl.DataFrame) -> pl.DataFrame:
+    """consent.csv → frame of signals, each checked."""
+    frame = read_table(path)
+    columns = ["subject", "subject_id", "use_type", "licensee_id", "signal", "valid_from", "valid_to"]
+    require_columns(frame, path, columns)
+    fail_if_outside(frame, path, "subject", ("work", "holder", "all"))
+    fail_if_outside(frame, path, "use_type", (*USE_TYPES, "*"))
+    fail_if_outside(frame, path, "signal", ("opt_in", "opt_out"))
+    fail_first(frame, (pl.col("subject") != "all") & pl.col("subject_id").is_null(), path, "subject_id",
+               "the id of the work or holder")
+    fail_first(frame, (pl.col("subject") == "work") & ~pl.col("subject_id").is_in(works["work_id"].implode()),
+               path, "subject_id", "a work_id of works.csv", "consent for an unknown work")
+    frame = parse_dates(frame, path, "valid_from", optional=False)
+    frame = parse_dates(frame, path, "valid_to", optional=True)
+    return frame.select(columns).sort(columns, nulls_last=True)
+
+
+def empty_like_consent() -> pl.DataFrame:
+    return pl.DataFrame(schema={"subject": pl.String, "subject_id": pl.String, "use_type": pl.String,
+                                "licensee_id": pl.String, "signal": pl.String,
+                                "valid_from": pl.Datetime("us", "UTC"), "valid_to": pl.Datetime("us", "UTC")})

@@ -1,0 +1,1 @@
+"""The settlement engine: intake, pricing, allocation, distribution, exports."""

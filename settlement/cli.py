@@ -1,0 +1,88 @@
+"""The `settle` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
+from contracts.errors import SettlementError
+from contracts.licence import LicenceContract
+from contracts.loading import load_inputs
+from contracts.parties import Licensee, RightsHolder
+from contracts.policy import DistributionPolicy, RevenueReport
+from contracts.usage import UsageRecord
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Exact, auditable royalty settlement for AI licences.")
+SCHEMAS = {
+    "contract": LicenceContract, "policy": DistributionPolicy, "licensee": Licensee, "holder": RightsHolder,
+    "work": WorkRecord, "split": SplitRecord, "consent": ConsentSignal, "revenue": RevenueReport,
+    "usage": UsageRecord,
+}
+CLOCK = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+
+
+def fail(message: str) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    inputs: Annotated[Path, typer.Argument(help="input folder (docs/formats.md)")],
+    period: Annotated[str, typer.Option(help="the month to settle, YYYY-MM")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    clock: Annotated[str, typer.Option(help="the run's time, an input: YYYY-MM-DDTHH:MM:SSZ")],
+    quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
+) -> None:
+    """Settle one period and write lines, statements, invoices and reports."""
+    from settlement.exports import export
+    from settlement.intake import Period
+    from settlement.run import settle
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        fail(f"--period {period!r}: expected a month such as 2026-10")
+    if not re.fullmatch(CLOCK, clock):
+        fail(f"--clock {clock!r}: expected a UTC time such as 2026-11-05T09:00:00Z")
+    try:
+        settlement = settle(load_inputs(inputs), Period.parse(period), clock)
+        summary = export(settlement, out)
+    except SettlementError as error:
+        fail(str(error))
+    if not quiet:
+        print_summary(summary, out)
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    console = Console(soft_wrap=True, highlight=False)
+    rows = summary["rows"]
+    console.print(f"Settled {summary['period']} as {summary['run_id']} (rules v{summary['rules_version']})")
+    console.print(f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} "
+                  f"suspense + {rows['unlicensed']} unlicensed + {rows['quarantined']} quarantined + "
+                  f"{rows['duplicates']} duplicates")
+    for currency, t in summary["currencies"].items():
+        console.print(f"  {currency}: charged {t['charged']} = payable {t['payable']} + carried forward "
+                      f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
+                      f"+ suspense {t['suspense']}")
+    for warning in summary["warnings"]:
+        console.print(f"  warning: {warning}")
+    console.print(f"  statements: {out / 'statements'}/  invoices: {out / 'invoices'}/  summary: {out / 'summary.json'}")
+
+
+@app.command()
+def schema(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(SCHEMAS))]) -> None:
+    """Print the JSON Schema of an input model."""
+    if name not in SCHEMAS:
+        fail(f"unknown schema {name!r}; expected one of {', '.join(SCHEMAS)}")
+    sys.stdout.write(json.dumps(SCHEMAS[name].model_json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,63 @@
+"""Conservation (law 2) and row accounting (law 3), checked at the end of every run.
+
+A violation raises `ConservationError` with every figure that disagrees; the
+run is aborted and nothing is written as if it had balanced.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from contracts.errors import ConservationError
+
+
+def check_levels(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
+    """Every term's parts sum to the term; every work amount's holder parts sum to it."""
+    problems = []
+    terms = level1.group_by("contract_id", "term_id").agg(pl.col("amount_minor").sum().alias("allocated"))
+    joined = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
+        pl.col("allocated").fill_null(0))
+    for row in joined.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True):
+        problems.append(f"term {row['contract_id']}/{row['term_id']}: charged {row['amount_minor']} "
+                        f"!= allocated {row['allocated']}")
+    key = ["contract_id", "work_key", "use_type", "version"]
+    works = (level1.filter(pl.col("status") == "accepted").group_by(key)
+             .agg(pl.col("amount_minor").sum().alias("work_amount")))
+    holders = lines.group_by(pl.col("contract_id"), pl.col("work_id").alias("work_key"), "use_type", "version").agg(
+        pl.col("gross").sum().alias("holders_gross"))
+    both = works.join(holders, on=key, how="full", coalesce=True, nulls_equal=True).fill_null(0)
+    for row in both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10).iter_rows(named=True):
+        problems.append(f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
+                        f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}")
+    bad_lines = lines.filter(pl.col("gross") != pl.col("commission") + pl.col("withholding") + pl.col("net"))
+    if bad_lines.height:
+        problems.append(f"{bad_lines.height} lines where gross != commission + withholding + net")
+    return problems
+
+
+def check_totals(totals: dict[str, dict[str, int]]) -> list[str]:
+    """charged = payable + carried_forward + commission + withholding + suspense, per currency."""
+    problems = []
+    for currency, t in sorted(totals.items()):
+        parts = t["payable"] + t["carried_forward"] + t["commission"] + t["withholding"] + t["suspense"]
+        if parts != t["charged"]:
+            problems.append(
+                f"{currency}: charged {t['charged']} != payable {t['payable']} + carried forward "
+                f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
+                f"+ suspense {t['suspense']} = {parts} ({t['charged'] - parts:+d} minor units)")
+    return problems
+
+
+def check_accounting(accounting: pl.DataFrame) -> list[str]:
+    """Per file: rows read = accepted + duplicates + quarantined + suspense + unlicensed."""
+    parts = ["accepted", "duplicates", "quarantined", "suspense", "unlicensed"]
+    bad = accounting.filter(pl.col("rows_read") != pl.sum_horizontal(parts))
+    return [f"{row['file']}: rows read {row['rows_read']} != " + " + ".join(f"{p} {row[p]}" for p in parts)
+            for row in bad.iter_rows(named=True)]
+
+
+def assert_conserved(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame,
+                     totals: dict[str, dict[str, int]], accounting: pl.DataFrame) -> None:
+    problems = check_levels(charges, level1, lines) + check_totals(totals) + check_accounting(accounting)
+    if problems:
+        raise ConservationError("conservation violated, run aborted: " + "; ".join(problems))

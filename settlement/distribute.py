@@ -1,0 +1,90 @@
+"""Distribute: holder lines → commission, withholding, net, payable (rule 4).
+
+Commission is per line, gross × the use type's rate, rounded half-even.
+Withholding is per holder and currency on the total after commission, rounded
+half-even once and spread over the holder's lines by largest remainder so each
+line shows its part. A holder's net below the payout threshold is carried
+forward instead of paid.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import polars as pl
+
+from settlement.money import MONEY, largest_remainder, to_minor
+
+LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
+
+
+def half_even_product(amount: pl.Expr, numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    """round_half_even(amount × numerator / denominator) for amounts >= 0, in Int128."""
+    product = amount.cast(MONEY) * numerator.cast(MONEY)
+    quotient, remainder = product // denominator.cast(MONEY), product % denominator.cast(MONEY)
+    twice = remainder * 2
+    up = (twice > denominator) | ((twice == denominator) & (quotient % 2 == 1))
+    return quotient + up.cast(MONEY)
+
+
+def rate_columns(rates: dict[str, Fraction], key: str, prefix: str) -> pl.DataFrame:
+    return pl.DataFrame({key: list(rates), f"{prefix}_num": [r.numerator for r in rates.values()],
+                         f"{prefix}_den": [r.denominator for r in rates.values()]},
+                        schema={key: pl.String, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY})
+
+
+def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction]) -> pl.DataFrame:
+    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", "commission")
+    lines = lines.join(rates, on="use_type", how="left").with_columns(
+        pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
+    return lines.with_columns(
+        half_even_product(pl.col("gross"), pl.col("commission_num"), pl.col("commission_den")).alias("commission")
+    ).drop("commission_num", "commission_den")
+
+
+def with_withholding(lines: pl.DataFrame, holders: dict) -> pl.DataFrame:
+    rates = rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()},
+                         "holder_id", "withholding")
+    group = ["holder_id", "currency"]
+    after_commission = (pl.col("gross") - pl.col("commission")).alias("after_commission")
+    lines = lines.with_columns(after_commission).join(rates, on="holder_id", how="left")
+    lines = lines.with_columns(
+        half_even_product(pl.col("after_commission").sum().over(group), pl.col("withholding_num"),
+                          pl.col("withholding_den")).alias("withholding_total"))
+    taxed = lines.filter((pl.col("withholding_total") > 0))
+    untaxed = lines.filter(pl.col("withholding_total") <= 0).with_columns(pl.lit(0, dtype=MONEY).alias("withholding"))
+    spread = largest_remainder(taxed, group=group, total="withholding_total", weight="after_commission",
+                               tie_break=LINE_KEY, out="withholding")
+    return (pl.concat([spread, untaxed]).drop("withholding_num", "withholding_den", "withholding_total",
+                                              "after_commission")
+            .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
+
+
+def distribute(lines: pl.DataFrame, policy, holders: dict) -> pl.DataFrame:
+    """Holder lines with commission, withholding and net, sorted by the line key."""
+    if lines.height == 0:
+        return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
+    return with_withholding(with_commission(lines, dict(policy.commission)), holders).sort(LINE_KEY)
+
+
+def threshold_minor(holder, currency: str, policy) -> int:
+    if holder.payout_threshold is not None and holder.payout_currency == currency:
+        return to_minor(holder.payout_threshold, currency)
+    return to_minor(policy.thresholds.get(currency, 0), currency)
+
+
+def balances(lines: pl.DataFrame, holders: dict, policy) -> pl.DataFrame:
+    """Per holder and currency: totals, threshold, payable and carried forward."""
+    totals = lines.group_by("holder_id", "currency").agg(
+        pl.col("gross").sum(), pl.col("commission").sum(), pl.col("withholding").sum(), pl.col("net").sum())
+    thresholds = {(h, c): threshold_minor(holders[h], c, policy)
+                  for h, c in totals.select("holder_id", "currency").iter_rows()}
+    keyed = pl.DataFrame({"holder_id": [k[0] for k in thresholds], "currency": [k[1] for k in thresholds],
+                          "threshold": list(thresholds.values())},
+                         schema={"holder_id": pl.String, "currency": pl.String, "threshold": MONEY})
+    totals = totals.join(keyed, on=["holder_id", "currency"], how="left")
+    paid = pl.col("net") >= pl.col("threshold")
+    return totals.with_columns(
+        pl.when(paid).then(pl.col("net")).otherwise(0).cast(MONEY).alias("payable"),
+        pl.when(paid).then(0).otherwise(pl.col("net")).cast(MONEY).alias("carried_forward"),
+    ).sort("holder_id", "currency")

@@ -1,0 +1,205 @@
+"""Write a settlement's outputs, byte for byte the same for the same run.
+
+Every file has a documented sort key (see README, "Outputs"); amounts in CSV
+are plain decimal strings with exactly the currency's minor-unit digits;
+everything is UTF-8 with LF line ends. Nothing here computes money.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+from contracts.errors import InputError
+from contracts.loading import sha256_file
+from contracts.numbers import fraction_text
+from settlement.money import format_minor, minor_expr
+from settlement.run import ENGINE_VERSION, RULES_VERSION, STATUSES, Settlement
+
+AMOUNTS = ("gross", "commission", "withholding", "net")
+LINE_COLUMNS = ("run_id", "period", "licensee_id", "contract_id", "work_id", "use_type", "split_version",
+                "holder_id", "right", "share", "currency", "units", *AMOUNTS)
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_csv(path: Path, frame: pl.DataFrame) -> None:
+    frame.write_csv(path, line_terminator="\n")
+
+
+def prepare_folder(out: Path) -> None:
+    """Empty a previous run's folder; refuse to clear a folder that is not one."""
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise InputError(str(out), "output folder is not empty and holds no earlier run's manifest.json",
+                         expected="a new or empty folder, or an earlier run's output folder")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "statements").mkdir(parents=True)
+    (out / "invoices").mkdir()
+
+
+def line_table(s: Settlement) -> pl.DataFrame:
+    return s.lines.with_columns(
+        pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"),
+        pl.col("version").alias("split_version"), pl.col("units").cast(pl.String),
+        *(minor_expr(pl.col(a), pl.col("currency")).alias(a) for a in AMOUNTS),
+    ).select(LINE_COLUMNS)
+
+
+def write_lines(s: Settlement, out: Path) -> None:
+    table = line_table(s)
+    write_csv(out / "lines.csv", table)
+    minor = s.lines.select(*(pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS))
+    table.drop(AMOUNTS).hstack(minor).write_parquet(out / "lines.parquet", statistics=False)
+
+
+def write_statements(s: Settlement, out: Path) -> None:
+    """One CSV per holder: lines, then per currency the totals, carried forward and payable."""
+    titles = s.inputs.catalogue.works.select("work_id", "title")
+    table = line_table(s).join(titles, on="work_id", how="left").with_columns(pl.lit("line").alias("record"))
+    columns = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
+               "share", "currency", "units", *AMOUNTS]
+    for holder_id, lines in table.sort("holder_id").partition_by("holder_id", as_dict=True, maintain_order=True).items():
+        holder_id = holder_id[0]
+        summary = s.balances.filter(pl.col("holder_id") == holder_id)
+        rows = lines.select(columns).to_dicts()
+        for balance in summary.iter_rows(named=True):
+            rows.extend(balance_records(balance))
+        write_csv(out / "statements" / f"{holder_id}.csv",
+                  pl.DataFrame(rows, schema={c: pl.String for c in columns}))
+
+
+def balance_records(balance: dict) -> list[dict]:
+    currency = balance["currency"]
+    money = {a: format_minor(balance[a], currency) for a in AMOUNTS}
+    empty = {"licensee_id": None, "contract_id": None, "work_id": None, "title": None, "use_type": None,
+             "split_version": None, "right": None, "share": None, "units": None}
+    only_net = {"gross": None, "commission": None, "withholding": None}
+    return [
+        {"record": "total", **empty, "currency": currency, **money},
+        {"record": "threshold", **empty, "currency": currency, **only_net,
+         "net": format_minor(balance["threshold"], currency)},
+        {"record": "carried_forward", **empty, "currency": currency, **only_net,
+         "net": format_minor(balance["carried_forward"], currency)},
+        {"record": "payable", **empty, "currency": currency, **only_net,
+         "net": format_minor(balance["payable"], currency)},
+    ]
+
+
+def invoice(charge, s: Settlement) -> dict:
+    currency = charge.contract.currency
+    return {
+        "contract_id": charge.contract.contract_id, "contract_version": charge.contract.version,
+        "currency": currency,
+        "terms": [{
+            "term_id": t.term_id, "type": t.term_type, "basis": t.basis, "use_type": t.use_type, "unit": t.unit,
+            "units": t.units, "rate": t.rate, "per": t.per, "revenue": t.revenue, "tiers": t.steps,
+            "exact": fraction_text(t.exact), "rounded": format_minor(t.rounded_minor, currency),
+            "charged": format_minor(t.amount_minor, currency),
+        } for t in charge.terms],
+        "minimum_guarantee": None if charge.minimum_guarantee_minor is None
+        else format_minor(charge.minimum_guarantee_minor, currency),
+        "cap": None if charge.cap_minor is None else format_minor(charge.cap_minor, currency),
+        "total": format_minor(charge.total_minor, currency),
+    }
+
+
+def write_invoices(s: Settlement, out: Path) -> None:
+    by_licensee: dict[str, list] = {}
+    for charge in s.charges:
+        by_licensee.setdefault(charge.contract.licensee_id, []).append(charge)
+    for licensee_id, charges in sorted(by_licensee.items()):
+        contracts = [invoice(c, s) for c in sorted(charges, key=lambda c: c.contract.contract_id)]
+        write_json(out / "invoices" / f"{licensee_id}.json",
+                   {"run_id": s.run_id, "period": s.period.name, "licensee_id": licensee_id,
+                    "rules_version": RULES_VERSION, "contracts": contracts})
+        rows = [{"contract_id": c["contract_id"], "currency": c["currency"], **{
+            k: (json.dumps(v) if isinstance(v, list) else (None if v is None else str(v)))
+            for k, v in term.items()}} for c in contracts for term in c["terms"]]
+        write_csv(out / "invoices" / f"{licensee_id}.csv", pl.DataFrame(rows, infer_schema_length=None))
+
+
+def write_reports(s: Settlement, out: Path) -> None:
+    write_csv(out / "quarantine.csv", s.quarantine)
+    currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
+                               schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
+    amounts = (s.level1.filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
+               .group_by("contract_id", "currency", "work_key", "use_type", "reason")
+               .agg(pl.col("amount_minor").sum()))
+    usage = (s.groups.filter(pl.col("status") == "suspense")
+             .group_by("contract_id", "work_key", "use_type", "reason")
+             .agg(pl.col("rows").sum(), pl.col("units").sum()))
+    suspense = (amounts.join(usage, on=["contract_id", "work_key", "use_type", "reason"], how="full", coalesce=True)
+                .join(currency_of, on="contract_id", how="left", suffix="_c")
+                .with_columns(pl.coalesce("currency", "currency_c").alias("currency"))
+                .with_columns(pl.col("rows").fill_null(0), pl.col("units").fill_null(0).cast(pl.String),
+                              minor_expr(pl.col("amount_minor").fill_null(0), pl.col("currency")).alias("amount"))
+                .select("contract_id", "work_key", "use_type", "reason", "rows", "units", "currency", "amount")
+                .sort("contract_id", "work_key", "use_type", "reason"))
+    write_csv(out / "suspense.csv", suspense)
+    unlicensed = (s.groups.filter(pl.col("status") == "unlicensed")
+                  .group_by("licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason")
+                  .agg(pl.col("rows").sum(), pl.col("units").sum().cast(pl.String))
+                  .rename({"ref": "work_ref"})
+                  .sort("licensee_id", "work_ref", "use_type", "model_id", "unit", "territory", "reason",
+                        nulls_last=True))
+    write_csv(out / "unlicensed.csv", unlicensed)
+    write_csv(out / "allocations.csv", allocation_table(s, currency_of))
+
+
+def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.DataFrame:
+    """Level 1 for auditors: each term's part per (work, use type, version), with its weight."""
+    return (s.level1.join(currency_of, on="contract_id")
+            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
+                          pl.col("weight").cast(pl.String))
+            .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
+                    "currency", "amount")
+            .sort("contract_id", "term_id", "work_key", "use_type", "version", nulls_last=True))
+
+
+def summary(s: Settlement) -> dict:
+    rows = {name: int(s.accounting[name].sum()) for name in
+            ("rows_read", "duplicates", "quarantined", "accepted", "suspense", "unlicensed")}
+    return {
+        "run_id": s.run_id, "period": s.period.name, "clock": s.clock, "rules_version": RULES_VERSION,
+        "engine_version": ENGINE_VERSION,
+        "currencies": {currency: {name: format_minor(value, currency) for name, value in totals.items()}
+                       for currency, totals in s.totals.items()},
+        "rows": rows,
+        "files": s.accounting.to_dicts(),
+        "holders": s.balances.height and int(s.balances["holder_id"].n_unique()),
+        "lines": s.lines.height,
+        "warnings": s.warnings,
+    }
+
+
+def write_manifest(s: Settlement, out: Path) -> None:
+    inputs = sorted([*s.inputs.reference_files, *s.inputs.usage_files])
+    outputs = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    entry = lambda path, name: {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    write_json(out / "manifest.json", {
+        "run_id": s.run_id, "engine_version": ENGINE_VERSION, "rules_version": RULES_VERSION,
+        "inputs": [entry(p, p.relative_to(s.inputs.folder).as_posix()) for p in inputs],
+        "outputs": [entry(p, p.relative_to(out).as_posix()) for p in outputs],
+    })
+
+
+def export(s: Settlement, out: Path) -> dict:
+    """Write every output of the run into `out`; return the summary."""
+    prepare_folder(out)
+    write_lines(s, out)
+    write_statements(s, out)
+    write_invoices(s, out)
+    write_reports(s, out)
+    data = summary(s)
+    write_json(out / "summary.json", data)
+    write_manifest(s, out)
+    return data
+
+
+__all__ = ["export", "STATUSES"]

@@ -1,0 +1,135 @@
+"""Money and rounding primitives: the only place amounts are made or split.
+
+Amounts that someone pays or receives are integers in the currency's minor unit
+(ISO 4217 exponent). Exact intermediate values are `fractions.Fraction`; they
+become money once, by `round_half_even`. Splitting money over parts is always
+`largest_remainder` (apportionment rule 5), which is a frame operation so that
+millions of lines split in one pass.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import polars as pl
+
+from contracts.errors import UnknownCurrency
+
+# ISO 4217 minor-unit exponents. Every active code not listed here has 2.
+_EXPONENT_NOT_2 = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0,
+    "KRW": 0, "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0,
+    "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "CLF": 4, "UYW": 4,
+}
+_EXPONENT_2 = (
+    "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL "
+    "BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK "
+    "DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG "
+    "HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD "
+    "MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK "
+    "NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD "
+    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH "
+    "USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG"
+).split()
+CURRENCY_EXPONENTS: dict[str, int] = {code: 2 for code in _EXPONENT_2} | _EXPONENT_NOT_2
+
+# polars sums of Int64 wrap silently on overflow (DESIGN.md, "Traps"); every
+# product of an amount and a weight is formed in Int128.
+MONEY = pl.Int128
+
+
+def exponent(currency: str) -> int:
+    """The ISO 4217 minor-unit exponent of `currency` (EUR 2, JPY 0, BHD 3)."""
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise UnknownCurrency(currency) from None
+
+
+def round_half_even(value: Fraction) -> int:
+    """Round an exact value to the nearest integer, ties to even."""
+    floor, remainder = divmod(value.numerator, value.denominator)
+    twice = 2 * remainder
+    if twice > value.denominator or (twice == value.denominator and floor % 2 == 1):
+        return floor + 1
+    return floor
+
+
+def to_minor(major: Fraction | Decimal, currency: str) -> int:
+    """An exact major-unit value as minor units, rounded once, half-even."""
+    return round_half_even(Fraction(major) * 10 ** exponent(currency))
+
+
+def format_minor(amount_minor: int, currency: str) -> str:
+    """Minor units as a plain decimal string with exactly the currency's digits."""
+    digits = exponent(currency)
+    sign = "-" if amount_minor < 0 else ""
+    whole, part = divmod(abs(amount_minor), 10**digits)
+    return f"{sign}{whole}.{part:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+def format_fraction(value: Fraction, places: int = 12) -> str:
+    """An exact value in plain notation: exact when it terminates within `places`
+    decimals, otherwise rounded half-even to `places` and marked with `~`."""
+    scaled = value * 10**places
+    rounded = round_half_even(scaled)
+    text = format(Decimal(rounded).scaleb(-places), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return text if scaled == rounded else "~" + text
+
+
+def minor_expr(amount: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    """Vectorised `format_minor` over a frame whose rows may mix currencies."""
+    digits = currency.replace_strict(CURRENCY_EXPONENTS, return_dtype=pl.Int64)
+    scale = pl.lit(10, dtype=MONEY).pow(digits)
+    magnitude = amount.cast(MONEY).abs()
+    whole = (magnitude // scale).cast(pl.String)
+    part = (magnitude % scale).cast(pl.String).str.zfill(digits)
+    sign = pl.when(amount < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.when(digits == 0).then(pl.concat_str(sign, whole)).otherwise(
+        pl.concat_str(sign, whole, pl.lit("."), part)
+    )
+
+
+def largest_remainder(
+    parts: pl.DataFrame,
+    *,
+    group: list[str],
+    total: str,
+    weight: str,
+    tie_break: list[str],
+    out: str,
+) -> pl.DataFrame:
+    """Split each group's integer `total` over its parts in proportion to `weight`.
+
+    Rule 5 of the apportionment rules: each part gets the floor of its exact
+    share; the leftover units go one each to the parts with the largest
+    remainders; equal remainders go to the smaller `tie_break` key (strings
+    compare as Unicode code points). Parts always sum to the group's total.
+    `total` must be the same on every row of a group and weights must be >= 0
+    with a positive sum; groups with a zero weight sum are the caller's to
+    route elsewhere (they have no base to split over).
+    """
+    weight_sum = pl.col(weight).cast(MONEY).sum().over(group)
+    product = pl.col(total).cast(MONEY) * pl.col(weight).cast(MONEY)
+    floored = parts.with_columns(
+        (product // weight_sum).alias("_floor"),
+        (product % weight_sum).alias("_remainder"),
+    )
+    ranked = floored.sort(
+        [*group, "_remainder", *tie_break],
+        descending=[False] * len(group) + [True] + [False] * len(tie_break),
+        maintain_order=True,
+    ).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over(group).alias("_rank"),
+        (pl.col(total).cast(MONEY) - pl.col("_floor").sum().over(group)).alias("_leftover"),
+    )
+    return ranked.with_columns(
+        (pl.col("_floor") + (pl.col("_rank") < pl.col("_leftover")).cast(MONEY)).alias(out)
+    ).drop("_floor", "_remainder", "_rank", "_leftover")

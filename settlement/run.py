@@ -1,0 +1,130 @@
+"""A settlement run: intake → resolve → aggregate → price → allocate → distribute.
+
+`settle` is pure apart from reading the input files: it returns a `Settlement`
+with every frame the exports write. The run id is a hash of everything the run
+read (reference files, an order-independent digest of the usage rows, the
+period, the clock and the rules version), so the same inputs give the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from contracts.loading import Inputs, sha256_file
+from settlement import aggregate, allocate, distribute, intake, price, resolve
+from settlement.conservation import assert_conserved
+from settlement.intake import Period
+from settlement.money import MONEY
+
+RULES_VERSION = "1"
+ENGINE_VERSION = "0.1.0"
+STATUSES = ("accepted", "suspense", "unlicensed")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Everything one run computed; exports only format it."""
+
+    run_id: str
+    period: Period
+    clock: str
+    inputs: Inputs
+    charges: list[price.ContractCharge]
+    level1: pl.DataFrame
+    lines: pl.DataFrame
+    balances: pl.DataFrame
+    quarantine: pl.DataFrame
+    groups: pl.DataFrame
+    accounting: pl.DataFrame
+    totals: dict[str, dict[str, int]]
+    warnings: list[str]
+
+
+def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
+    """Charged usage (accepted and suspense) summed per contract, work, use, unit and version."""
+    key = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
+    return groups.filter(pl.col("contract_id").is_not_null()).group_by(key).agg(
+        pl.col("rows").sum(), pl.col("units").sum(), pl.col("attributed_nanos").sum(),
+        pl.col("unattributed_units").sum())
+
+
+def file_accounting(checked: pl.DataFrame, groups: pl.DataFrame, files: list[str]) -> pl.DataFrame:
+    rows = checked.group_by("file").agg(
+        pl.len().cast(pl.Int64).alias("rows_read"),
+        (pl.col("copy") == "duplicate").sum().cast(pl.Int64).alias("duplicates"),
+        pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"))
+    statuses = groups.group_by("file").agg(
+        *(pl.col("rows").filter(pl.col("status") == s).sum().cast(pl.Int64).alias(s) for s in STATUSES))
+    every = pl.DataFrame({"file": files}, schema={"file": pl.String})
+    return every.join(rows, on="file", how="left").join(statuses, on="file", how="left").fill_null(0).select(
+        "file", "rows_read", "accepted", "duplicates", "quarantined", "suspense", "unlicensed").sort("file")
+
+
+def holder_lines(level2: pl.DataFrame, charges: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
+    contracts = charges.select("contract_id", "licensee_id", "currency").unique()
+    units = priced.filter(pl.col("status") == "accepted").group_by(
+        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version").agg(pl.col("units").sum())
+    return (level2.join(contracts, on="contract_id", how="left")
+            .join(units, on=["contract_id", "work_id", "use_type", "version"], how="left")
+            .with_columns(pl.col("units").fill_null(0)))
+
+
+def currency_totals(charges: pl.DataFrame, level1: pl.DataFrame, balances: pl.DataFrame) -> dict[str, dict[str, int]]:
+    currency_of = charges.select("contract_id", "currency").unique()
+    suspense = level1.filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
+    figures = {
+        "charged": charges.group_by("currency").agg(pl.col("amount_minor").sum()),
+        "suspense": suspense.group_by("currency").agg(pl.col("amount_minor").sum()),
+        **{name: balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
+           for name in ("commission", "withholding", "payable", "carried_forward")},
+    }
+    totals: dict[str, dict[str, int]] = {}
+    for currency in sorted(charges["currency"].unique().to_list()):
+        totals[currency] = {name: int(frame.filter(pl.col("currency") == currency)["amount_minor"].sum())
+                            for name, frame in figures.items()}
+    return totals
+
+
+def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Period, clock: str) -> str:
+    """A hash of everything read; usage enters as an order-independent digest of its rows."""
+    reference = sorted((path.relative_to(inputs.folder).as_posix(), sha256_file(path))
+                       for path in inputs.reference_files)
+    identity = {"rules_version": RULES_VERSION, "period": period.name, "clock": clock, "reference": reference,
+                "usage_rows": rows_read, "usage_digest": usage_digest}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"run-{period.name}-{digest[:16]}"
+
+
+def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
+    """Settle one period. Raises ConservationError if any figure fails to add up."""
+    catalogue, contracts = inputs.catalogue, inputs.contracts
+    files = [intake.display_name(p, inputs.folder) for p in inputs.usage_files]
+    checked = intake.checked_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees)).collect()
+    usage_digest = int(checked.select(intake.raw_digest(checked.lazy()))[0, 0] or 0)
+    cuts = aggregate.breakpoints(catalogue, contracts, period)
+    groups = aggregate.usage_groups(checked.lazy(), cuts).collect()
+    groups = resolve.classify(groups, catalogue, contracts, inputs.policy.consent_required,
+                              aggregate.segment_starts(period, cuts))
+    priced = priced_groups(groups)
+    charges = price.price_all(contracts, priced, inputs.revenue, period)
+    charge_rows = price.charges_frame(charges)
+    in_term = [c.contract for c in charges]
+    covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
+    used = resolve.used_works(priced, catalogue, period)
+    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used)
+    level2 = allocate.level_two(level1, catalogue.splits)
+    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders)
+    balances = distribute.balances(lines, inputs.holders, inputs.policy)
+    totals = currency_totals(charge_rows, level1, balances)
+    accounting = file_accounting(checked, groups, files)
+    assert_conserved(charge_rows, level1, lines, totals, accounting)
+    run_id = run_identity(inputs, usage_digest, checked.height, period, clock)
+    quarantine = checked.filter(pl.col("reason").is_not_null()).select(intake.QUARANTINE_COLUMNS).sort("file", "row")
+    warnings = [w for c in charges for w in c.warnings]
+    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, quarantine, groups,
+                      accounting, totals, warnings)
