@@ -1,0 +1,46 @@
+"""The demo's outputs, byte for byte. Rewrite them with SNAP_UPDATE=1 after a deliberate change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, settle_cli
+
+GOLDEN = ROOT / "tests" / "golden" / "demo"
+CLOCK = "2026-11-05T09:00:00Z"
+
+
+def output_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    done = settle_cli("run", "fixtures", "--period", "2026-10", "--out", str(out), "--clock", CLOCK, "--quiet")
+    assert done.returncode == 0, done.stderr
+    if os.environ.get("SNAP_UPDATE") == "1":
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(out, GOLDEN)
+    return out
+
+
+def test_demo_outputs_match_golden_files(demo_out):
+    """Every file of the demo run equals its golden copy, and no file is missing or extra."""
+    actual, expected = output_files(demo_out), output_files(GOLDEN)
+    assert sorted(actual) == sorted(expected)
+    changed = [name for name in expected if actual[name] != expected[name]]
+    assert changed == [], f"changed outputs (SNAP_UPDATE=1 to accept): {changed}"
+
+
+def test_demo_outputs_are_canonical_text(demo_out):
+    """CSV and JSON outputs are UTF-8 with LF line ends and no exponent or negative zero in amounts."""
+    for name, data in output_files(demo_out).items():
+        if name.endswith((".csv", ".json")):
+            text = data.decode("utf-8")
+            assert "\r" not in text, name
+            assert ",-0.00" not in text and ",-0," not in text, name
