@@ -94,11 +94,10 @@ def blank(column: str) -> pl.Expr:
 def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr, str]]:
     """(reason, field, failing-condition, expected) in order of precedence."""
     units = pl.col("units").str.strip_chars()
-    stamp = pl.col("occurred_at").str.strip_chars()
+    stamp, parsed = pl.col("occurred_at").str.strip_chars(), pl.col("_occurred")
     attribution = pl.col("attribution").str.strip_chars()
     use_type = pl.col("use_type").str.strip_chars()
     territory = pl.col("territory").str.strip_chars()
-    ref = normalised_ref_expr(pl.col("work_ref"))
     table = [
         ("missing_column", "_missing", pl.col("_missing").is_not_null(), "the usage log v1 columns " + ", ".join(REQUIRED_COLUMNS)),
         *((("missing_field", column, blank(column), "a value")) for column in REQUIRED_COLUMNS if column != "work_ref"),
@@ -107,9 +106,9 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
         ("invalid_unit", "unit", ~pl.col("unit").str.strip_chars().is_in(UNITS), "one of " + ", ".join(UNITS)),
         ("negative_units", "units", units.str.contains(r"^-\d+$"), "an integer >= 0"),
         ("invalid_units", "units", ~units.str.contains(r"^\d{1,18}$"), "an integer from 0 to 999999999999999999"),
-        ("invalid_timestamp", "occurred_at", ~stamp.str.contains(TIMESTAMP) | parse_timestamp(stamp).is_null(),
+        ("invalid_timestamp", "occurred_at", ~stamp.str.contains(TIMESTAMP) | parsed.is_null(),
          "an RFC 3339 UTC timestamp such as 2026-10-05T14:03:00Z"),
-        ("outside_period", "occurred_at", (parse_timestamp(stamp) < period.start) | (parse_timestamp(stamp) >= period.end),
+        ("outside_period", "occurred_at", (parsed < period.start) | (parsed >= period.end),
          f"a time in period {period.name} [{period.start:%Y-%m-%d}, {period.end:%Y-%m-%d})"),
         ("invalid_territory", "territory", ~blank("territory") & ~territory.str.contains(r"^[A-Za-z]{2}$"),
          "an ISO 3166-1 alpha-2 code such as SE"),
@@ -120,7 +119,7 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
          "attribution only on output rows"),
         ("missing_field", "output_id", ~blank("attribution") & blank("output_id"), "the output the attribution belongs to"),
     ]
-    return table + [(None, "work_ref", ref.struct.field("reason").is_not_null(), None)]
+    return table + [(None, "work_ref", pl.col("_ref").struct.field("reason").is_not_null(), None)]
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
@@ -139,8 +138,8 @@ def attribution_nanos(text: pl.Expr) -> pl.Expr:
 def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.LazyFrame:
     """Every row with `reason`, `field`, `value`, `expected` (null when valid) and typed columns."""
     table = checks(period, licensees)
-    ref = normalised_ref_expr(pl.col("work_ref")).alias("_ref")
-    rows = rows.with_columns(ref)
+    rows = rows.with_columns(normalised_ref_expr(pl.col("work_ref")).alias("_ref"),
+                             parse_timestamp(pl.col("occurred_at").str.strip_chars()).alias("_occurred"))
     ref_reason = pl.col("_ref").struct.field("reason")
     reason = pl.coalesce(*(pl.when(bad).then(pl.lit(code) if code else ref_reason) for code, _, bad, _ in table))
     field = pl.coalesce(*(pl.when(bad).then(pl.lit(name)) for _, name, bad, _ in table))
@@ -157,11 +156,10 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
         pl.col("territory").str.strip_chars().str.to_uppercase().replace("", None),
         pl.when(pl.col("reason").is_null()).then(pl.col("units").str.strip_chars().cast(pl.Int64, strict=False))
         .alias("units_count"),
-        pl.when(pl.col("reason").is_null()).then(parse_timestamp(pl.col("occurred_at").str.strip_chars()))
-        .alias("occurred"),
+        pl.when(pl.col("reason").is_null()).then(pl.col("_occurred")).alias("occurred"),
         pl.when(pl.col("reason").is_null() & ~blank("attribution")).then(attribution_nanos(pl.col("attribution")))
         .alias("attribution_nanos"),
-    ).drop("_ref")
+    ).drop("_ref", "_occurred")
 
 
 def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
@@ -210,13 +208,6 @@ def raw_digest(rows: pl.LazyFrame) -> pl.Expr:
     return text.hash(seed=20261).sum()
 
 
-def checked_usage(files: list[Path], root: Path, period: Period, licensees: list[str]) -> pl.LazyFrame:
-    """All usage rows of all files, validated, deduplicated and attribution-checked."""
-    frames = [scan_usage_file(path, index, display_name(path, root)) for index, path in enumerate(files)]
-    rows = pl.concat(frames, how="vertical")
-    return attribution_checked(deduplicated(validated(rows, period, licensees)))
-
-
 def display_name(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
@@ -224,5 +215,10 @@ def display_name(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def quarantine_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
-    return rows.filter(pl.col("reason").is_not_null()).select(QUARANTINE_COLUMNS).sort("file", "row")
+def record_hash() -> pl.Expr:
+    """A 64-bit hash of the record key; candidates only, confirmed on the real key later."""
+    return pl.concat_str(["licensee_id", "record_id"], separator="\x1f").hash(seed=7).alias("record_hash")
+
+
+def output_hash() -> pl.Expr:
+    return pl.concat_str(["licensee_id", "output_id"], separator="\x1f").hash(seed=11).alias("output_hash")

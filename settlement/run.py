@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from contracts.loading import Inputs, sha256_file
-from settlement import aggregate, allocate, distribute, intake, price, resolve
+from settlement import aggregate, allocate, distribute, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
 from settlement.money import MONEY
@@ -53,15 +53,11 @@ def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
         pl.col("unattributed_units").sum())
 
 
-def file_accounting(checked: pl.DataFrame, groups: pl.DataFrame, files: list[str]) -> pl.DataFrame:
-    rows = checked.group_by("file").agg(
-        pl.len().cast(pl.Int64).alias("rows_read"),
-        (pl.col("copy") == "duplicate").sum().cast(pl.Int64).alias("duplicates"),
-        pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"))
+def file_accounting(files: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """Per file: rows read, and where each went."""
     statuses = groups.group_by("file").agg(
         *(pl.col("rows").filter(pl.col("status") == s).sum().cast(pl.Int64).alias(s) for s in STATUSES))
-    every = pl.DataFrame({"file": files}, schema={"file": pl.String})
-    return every.join(rows, on="file", how="left").join(statuses, on="file", how="left").fill_null(0).select(
+    return files.join(statuses, on="file", how="left").fill_null(0).select(
         "file", "rows_read", "accepted", "duplicates", "quarantined", "suspense", "unlicensed").sort("file")
 
 
@@ -103,12 +99,9 @@ def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Peri
 def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
     """Settle one period. Raises ConservationError if any figure fails to add up."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
-    files = [intake.display_name(p, inputs.folder) for p in inputs.usage_files]
-    checked = intake.checked_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees)).collect()
-    usage_digest = int(checked.select(intake.raw_digest(checked.lazy()))[0, 0] or 0)
     cuts = aggregate.breakpoints(catalogue, contracts, period)
-    groups = aggregate.usage_groups(checked.lazy(), cuts).collect()
-    groups = resolve.classify(groups, catalogue, contracts, inputs.policy.consent_required,
+    usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees), cuts)
+    groups = resolve.classify(usage.groups, catalogue, contracts, inputs.policy.consent_required,
                               aggregate.segment_starts(period, cuts))
     priced = priced_groups(groups)
     charges = price.price_all(contracts, priced, inputs.revenue, period)
@@ -121,10 +114,9 @@ def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
     lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders)
     balances = distribute.balances(lines, inputs.holders, inputs.policy)
     totals = currency_totals(charge_rows, level1, balances)
-    accounting = file_accounting(checked, groups, files)
+    accounting = file_accounting(usage.files, groups)
     assert_conserved(charge_rows, level1, lines, totals, accounting)
-    run_id = run_identity(inputs, usage_digest, checked.height, period, clock)
-    quarantine = checked.filter(pl.col("reason").is_not_null()).select(intake.QUARANTINE_COLUMNS).sort("file", "row")
+    run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
     warnings = [w for c in charges for w in c.warnings]
-    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, quarantine, groups,
+    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, usage.quarantine, groups,
                       accounting, totals, warnings)
