@@ -69,6 +69,7 @@ class Catalogue:
 
     works:   work_id, kind, title
     refs:    ref (normalised, scheme-prefixed), work_id — one row per identifier
+    ambiguous: ref, works — identifiers that name several works (usage of them is quarantined)
     splits:  work_id, version, right, holder_id, share_scaled, share, valid_from, valid_to
              (share_scaled / share_scale is the holder's exact share)
     consent: subject, subject_id, use_type, licensee_id, signal, valid_from, valid_to
@@ -76,6 +77,7 @@ class Catalogue:
 
     works: pl.DataFrame
     refs: pl.DataFrame
+    ambiguous: pl.DataFrame
     splits: pl.DataFrame
     share_scale: int
     consent: pl.DataFrame
@@ -128,9 +130,10 @@ def parse_dates(frame: pl.DataFrame, path: Path, field: str, *, optional: bool) 
     )
 
 
-def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """works.csv → (works, refs). Identifiers are normalised; a duplicate work id
-    or an identifier naming two works is an error."""
+def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """works.csv → (works, refs, ambiguous). Identifiers are normalised; a
+    duplicate work id is an error; an identifier naming several works goes to
+    `ambiguous` (ref, works) instead of `refs`."""
     frame = read_table(path)
     require_columns(frame, path, ["work_id", "kind", "title", "identifiers"])
     fail_first(frame, pl.col("work_id").is_null() | pl.col("work_id").str.contains(r"\s"),
@@ -154,15 +157,13 @@ def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                          expected=EXPECTED.get(first["reason"], "a valid identifier"))
     own = frame.select("_row", "work_id", pl.concat_str(pl.lit("WORK:"), "work_id").alias("ref"))
     refs = pl.concat([refs.select("_row", "work_id", "ref"), own]).unique(["ref", "work_id"])
-    clash = refs.filter(pl.col("ref").is_duplicated()).sort("ref", "work_id")
-    if clash.height:
-        first = clash.row(0, named=True)
-        others = clash.filter(pl.col("ref") == first["ref"])["work_id"].to_list()
-        raise InputError(str(path), f"identifier names several works: {', '.join(others)}",
-                         row=first["_row"], field="identifiers", value=first["ref"],
-                         expected="each identifier on one work only")
+    # An identifier on two works is the catalogue's known ambiguity: usage of it
+    # is quarantined as ambiguous, never guessed, and the catalogue still loads.
+    clash = pl.col("ref").is_duplicated()
+    ambiguous = (refs.filter(clash).group_by("ref").agg(pl.col("work_id").sort().str.join(" ").alias("works"))
+                 .sort("ref"))
     works = frame.select("work_id", "kind", pl.col("title").fill_null(""))
-    return works.sort("work_id"), refs.select("ref", "work_id").sort("ref")
+    return works.sort("work_id"), refs.filter(~clash).select("ref", "work_id").sort("ref"), ambiguous
 
 
 def share_fractions(texts: list[str], path: Path, frame: pl.DataFrame) -> dict[str, tuple[int, int]]:

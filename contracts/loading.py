@@ -139,7 +139,7 @@ def load_inputs(folder: Path) -> Inputs:
     contracts, path_of = load_contracts(folder, licensees)
     check_currencies(path_of, contracts, holders, policy)
     works_path = require(folder, "works.csv", "works.parquet")
-    works, refs = load_works(works_path)
+    works, refs, ambiguous = load_works(works_path)
     splits_path = require(folder, "splits.csv", "splits.parquet")
     splits, share_scale = load_splits(splits_path, works)
     unknown = splits.filter(~pl.col("holder_id").is_in(list(holders)))
@@ -154,7 +154,7 @@ def load_inputs(folder: Path) -> Inputs:
                  *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
     from contracts.catalogue import empty_like_consent
 
-    catalogue = Catalogue(works, refs, splits, share_scale, consent if consent is not None else empty_like_consent())
+    catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
     return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue,
                   usage_files(folder), sorted(reference))
 

@@ -33,7 +33,7 @@ from settlement import intake
 from settlement.money import MONEY
 
 GROUP_KEY = ["file", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
-SUMS = ["rows", "units", "attributed_nanos", "unattributed_units"]
+SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class UsageAggregate:
     """What intake and aggregation hand to the pure steps."""
 
     groups: pl.DataFrame       # GROUP_KEY + SUMS, kept copies only
+    unattributed: pl.DataFrame # licensee_id, outputs (with attribution), unattributed_nanos
     quarantine: pl.DataFrame   # intake.QUARANTINE_COLUMNS, sorted by file, row
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
     rows_read: int
@@ -80,6 +81,7 @@ def group_sums(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> pl.LazyFrame:
         units.sum().alias("units"),
         (units * pl.col("attribution_nanos").cast(MONEY)).filter(attributed).sum().alias("attributed_nanos"),
         units.filter(~attributed).sum().alias("unattributed_units"),
+        pl.col("attribution_nanos").cast(MONEY).sum().alias("attribution_nanos"),
     )
 
 
@@ -96,8 +98,10 @@ def first_pass(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> list[pl.DataFrame
         pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"))
     digest = rows.select(intake.raw_digest(rows))
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(intake.QUARANTINE_COLUMNS)
+    outputs = (valid.filter(pl.col("attribution_nanos").is_not_null()).group_by("licensee_id")
+               .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("outputs")))
     return pl.collect_all([group_sums(valid, cuts), candidates_by_record, candidates_by_output, per_file,
-                           digest, quarantined])
+                           digest, quarantined, outputs])
 
 
 def not_counted(rows: pl.LazyFrame, by_record: pl.DataFrame, by_output: pl.DataFrame) -> pl.DataFrame:
@@ -119,12 +123,12 @@ def subtract(groups: pl.DataFrame, removed: pl.DataFrame) -> pl.DataFrame:
     ).drop([f"{s}_removed" for s in SUMS]).filter(pl.col("rows") > 0)
 
 
-def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
+def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
                     cuts: list[dt.datetime]) -> UsageAggregate:
     """Intake and aggregation of every usage file, in two streaming passes."""
     scans = [intake.scan_usage_file(path, index, intake.display_name(path, root)) for index, path in enumerate(files)]
-    rows = intake.validated(pl.concat(scans, how="vertical"), period, licensees)
-    groups, by_record, by_output, per_file, digest, quarantined = first_pass(rows, cuts)
+    rows = intake.validated(pl.concat(scans, how="vertical"), period, licensees, ambiguous)
+    groups, by_record, by_output, per_file, digest, quarantined, outputs = first_pass(rows, cuts)
     extra = not_counted(rows, by_record, by_output)
     groups = subtract(groups, group_sums(extra.lazy(), cuts).collect())
     newly_quarantined = extra.filter(pl.col("reason").is_not_null())
@@ -136,4 +140,20 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     counts = (every.join(per_file, on="file", how="left").join(extra_counts, on="file", how="left").fill_null(0)
               .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined"))
               .select("file", "rows_read", "duplicates", "quarantined"))
-    return UsageAggregate(groups, quarantine, counts, int(counts["rows_read"].sum()), int(digest[0, 0] or 0))
+    unattributed = unattributed_remainder(groups, outputs, extra)
+    return UsageAggregate(groups, unattributed, quarantine, counts, int(counts["rows_read"].sum()),
+                          int(digest[0, 0] or 0))
+
+
+def unattributed_remainder(groups: pl.DataFrame, outputs: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+    """Per licensee: outputs carrying attribution, and the part of them no work was attributed
+    (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out."""
+    dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
+               .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
+    shares = groups.group_by("licensee_id").agg(pl.col("attribution_nanos").sum().alias("shares"))
+    return (outputs.join(dropped, on="licensee_id", how="left").join(shares, on="licensee_id", how="left")
+            .fill_null(0)
+            .select("licensee_id", (pl.col("outputs") - pl.col("dropped")).alias("outputs"),
+                    ((pl.col("outputs") - pl.col("dropped")).cast(MONEY) * intake.ATTRIBUTION_SCALE
+                     - pl.col("shares")).alias("unattributed_nanos"))
+            .filter(pl.col("outputs") > 0).sort("licensee_id"))

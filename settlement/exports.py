@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,7 @@ import polars as pl
 from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
+from settlement.intake import ATTRIBUTION_SCALE
 from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, STATUSES, Settlement
 
@@ -172,6 +174,10 @@ def summary(s: Settlement) -> dict:
                        for currency, totals in s.totals.items()},
         "rows": rows,
         "files": s.accounting.to_dicts(),
+        "unattributed_outputs": {
+            row["licensee_id"]: {"outputs": row["outputs"],
+                                 "unattributed": fraction_text(Fraction(row["unattributed_nanos"], ATTRIBUTION_SCALE))}
+            for row in s.unattributed.iter_rows(named=True)},
         "holders": s.balances.height and int(s.balances["holder_id"].n_unique()),
         "lines": s.lines.height,
         "warnings": s.warnings,

@@ -91,7 +91,7 @@ def blank(column: str) -> pl.Expr:
     return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
-def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr, str]]:
+def checks(period: Period, licensees: list[str], ambiguous: list[str]) -> list[tuple[str, str, pl.Expr, str]]:
     """(reason, field, failing-condition, expected) in order of precedence."""
     units = pl.col("units").str.strip_chars()
     stamp, parsed = pl.col("occurred_at").str.strip_chars(), pl.col("_occurred")
@@ -119,7 +119,11 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
          "attribution only on output rows"),
         ("missing_field", "output_id", ~blank("attribution") & blank("output_id"), "the output the attribution belongs to"),
     ]
-    return table + [(None, "work_ref", pl.col("_ref").struct.field("reason").is_not_null(), None)]
+    ref = pl.col("_ref").struct.field("ref")
+    return table + [
+        (None, "work_ref", pl.col("_ref").struct.field("reason").is_not_null(), None),
+        ("ambiguous_identifier", "work_ref", ref.is_in(ambiguous), "an identifier that names one catalogue work"),
+    ]
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
@@ -135,9 +139,9 @@ def attribution_nanos(text: pl.Expr) -> pl.Expr:
     return whole * ATTRIBUTION_SCALE + fraction
 
 
-def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.LazyFrame:
+def validated(rows: pl.LazyFrame, period: Period, licensees: list[str], ambiguous: list[str]) -> pl.LazyFrame:
     """Every row with `reason`, `field`, `value`, `expected` (null when valid) and typed columns."""
-    table = checks(period, licensees)
+    table = checks(period, licensees, ambiguous)
     rows = rows.with_columns(normalised_ref_expr(pl.col("work_ref")).alias("_ref"),
                              parse_timestamp(pl.col("occurred_at").str.strip_chars()).alias("_occurred"))
     ref_reason = pl.col("_ref").struct.field("reason")

@@ -41,6 +41,7 @@ class Settlement:
     quarantine: pl.DataFrame
     groups: pl.DataFrame
     accounting: pl.DataFrame
+    unattributed: pl.DataFrame
     totals: dict[str, dict[str, int]]
     warnings: list[str]
 
@@ -100,7 +101,8 @@ def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
     """Settle one period. Raises ConservationError if any figure fails to add up."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
-    usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees), cuts)
+    usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
+                                      catalogue.ambiguous["ref"].to_list(), cuts)
     groups = resolve.classify(usage.groups, catalogue, contracts, inputs.policy.consent_required,
                               aggregate.segment_starts(period, cuts))
     priced = priced_groups(groups)
@@ -119,4 +121,4 @@ def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
     run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
     warnings = [w for c in charges for w in c.warnings]
     return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, usage.quarantine, groups,
-                      accounting, totals, warnings)
+                      accounting, usage.unattributed, totals, warnings)
