@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
 from contracts.errors import SettlementError
@@ -52,12 +54,39 @@ def run(
     if not re.fullmatch(CLOCK, clock):
         fail(f"--clock {clock!r}: expected a UTC time such as 2026-11-05T09:00:00Z")
     try:
-        settlement = settle(load_inputs(inputs), Period.parse(period), clock)
-        summary = export(settlement, out)
+        with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
+            progress("loading contracts and catalogue", 0)
+            settlement = settle(load_inputs(inputs), Period.parse(period), clock, progress)
+            progress("writing outputs", settlement.accounting["rows_read"].sum())
+            summary = export(settlement, out)
     except SettlementError as error:
         fail(str(error))
     if not quiet:
         print_summary(summary, out)
+
+
+class StageProgress:
+    """A rich progress line on a terminal: the stage, rows read so far and rows per second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 transient=True, disable=not enabled)
+        self.task = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "StageProgress":
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, stage: str, rows: int) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = f", {rows:,} rows ({rows / elapsed:,.0f} rows/s)" if rows else ""
+        self.progress.update(self.task, description=f"{stage}{rate}")
 
 
 def print_summary(summary: dict, out: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import polars as pl
@@ -97,12 +98,16 @@ def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Peri
     return f"run-{period.name}-{digest[:16]}"
 
 
-def settle(inputs: Inputs, period: Period, clock: str) -> Settlement:
-    """Settle one period. Raises ConservationError if any figure fails to add up."""
+def settle(inputs: Inputs, period: Period, clock: str,
+           progress: Callable[[str, int], None] = lambda stage, rows: None) -> Settlement:
+    """Settle one period. Raises ConservationError if any figure fails to add up.
+    `progress(stage, rows_read)` is told when each stage starts."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
+    progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
     usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
                                       catalogue.ambiguous["ref"].to_list(), cuts)
+    progress("resolve, price, allocate, distribute", usage.rows_read)
     groups = resolve.classify(usage.groups, catalogue, contracts, inputs.policy.consent_required,
                               aggregate.segment_starts(period, cuts))
     priced = priced_groups(groups)
