@@ -90,7 +90,10 @@ def read_table(path: Path) -> pl.DataFrame:
         frame = frame.with_columns(pl.all().cast(pl.String))
     else:
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
-    frame = frame.with_columns(pl.col(pl.String).str.strip_chars())
+    # A quoted empty cell ("") reads as an empty string, a bare one as null:
+    # both mean "not given".
+    text = pl.col(pl.String).str.strip_chars()
+    frame = frame.with_columns(pl.when(text == "").then(None).otherwise(text).name.keep())
     return frame.with_row_index("_row", offset=1)
 
 

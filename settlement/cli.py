@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
@@ -32,7 +33,8 @@ CLOCK = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
 
 def fail(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True,
+                                               highlight=False)
     raise typer.Exit(2)
 
 
@@ -90,7 +92,7 @@ class StageProgress:
 
 
 def print_summary(summary: dict, out: Path) -> None:
-    console = Console(soft_wrap=True, highlight=False)
+    console = Console(soft_wrap=True, highlight=False, markup=False)
     rows = summary["rows"]
     console.print(f"Settled {summary['period']} as {summary['run_id']} (rules v{summary['rules_version']})")
     console.print(f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} "

@@ -54,7 +54,7 @@ class Period:
 def scan_usage_file(path: Path, file_index: int, display: str) -> pl.LazyFrame:
     """One usage log as text columns (missing optional columns as nulls) plus
     `file`, `file_index` and the 1-based data `row`. Missing required columns
-    come back as the literal column `_missing` naming them."""
+    come back as the literal column `header` naming them."""
     name = path.name
     if name.endswith(".parquet"):
         frame = pl.scan_parquet(path)
@@ -73,7 +73,7 @@ def scan_usage_file(path: Path, file_index: int, display: str) -> pl.LazyFrame:
     )
     return frame.select(
         *(pl.col(column).cast(pl.String) for column in USAGE_COLUMNS),
-        pl.lit(",".join(missing) or None, dtype=pl.String).alias("_missing"),
+        pl.lit(",".join(missing) or None, dtype=pl.String).alias("header"),
     ).with_row_index("row", offset=1).with_columns(
         pl.lit(display).alias("file"), pl.lit(file_index, dtype=pl.UInt32).alias("file_index")
     )
@@ -99,7 +99,7 @@ def checks(period: Period, licensees: list[str], ambiguous: list[str]) -> list[t
     use_type = pl.col("use_type").str.strip_chars()
     territory = pl.col("territory").str.strip_chars()
     table = [
-        ("missing_column", "_missing", pl.col("_missing").is_not_null(), "the usage log v1 columns " + ", ".join(REQUIRED_COLUMNS)),
+        ("missing_column", "header", pl.col("header").is_not_null(), "the usage log v1 columns " + ", ".join(REQUIRED_COLUMNS)),
         *((("missing_field", column, blank(column), "a value")) for column in REQUIRED_COLUMNS if column != "work_ref"),
         ("unknown_licensee", "licensee_id", ~pl.col("licensee_id").str.strip_chars().is_in(licensees), "a licensee_id of licensees.csv"),
         ("invalid_use_type", "use_type", ~use_type.is_in(USE_TYPES), "one of " + ", ".join(USE_TYPES)),

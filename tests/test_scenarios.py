@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from builders import POLICY, contract, holder, split, usage, work, write_inputs
 from contracts.loading import load_inputs
 from settlement.exports import export
@@ -58,9 +60,12 @@ class Outputs:
         return {r["record"]: r["net"] for r in self.table(f"statements/{holder_id}.csv") if r["record"] != "line"}
 
 
-def run(tmp_path: Path, **inputs) -> Outputs:
-    """Write the inputs, settle 2026-10, export, and check the two bookkeeping laws on the way."""
+def run(tmp_path: Path, raw: dict[str, str] | None = None, **inputs) -> Outputs:
+    """Write the inputs (then any `raw` file texts over them), settle 2026-10, export, and check
+    the two bookkeeping laws on the way."""
     folder = write_inputs(tmp_path / "in", **inputs)
+    for name, text in (raw or {}).items():
+        (folder / name).write_text(text, encoding="utf-8")
     settlement = settle(load_inputs(folder), Period.parse("2026-10"), CLOCK)
     out = tmp_path / "out"
     export(settlement, out)
@@ -210,6 +215,7 @@ def test_split_change_mid_month_keys_lines_by_split_version(tmp_path):
     # Before: 100 (10th) + 50 (15th 23:59:59) = 150 tokens; from: 25 (16th 00:00:00) + 225 (20th) = 250.
     # 400 tokens × 0.01 = 4.00; level 1 by units: version 1 1.50, version 2 2.50.
     # Level 2: version 1 -> h1 1.50; version 2 -> 250 / 2 = 125 each: h1 1.25, h2 1.25.
+    # (lines.csv writes a share in canonical form: "1/2" as "0.5", "1/3" stays "1/3".)
     out = run(tmp_path,
               holders=[holder("h1"), holder("h2")],
               works=[work("W1")],
@@ -222,8 +228,8 @@ def test_split_change_mid_month_keys_lines_by_split_version(tmp_path):
                                      usage("r4", "WORK:W1", 225, occurred_at="2026-10-20T08:30:00Z")]})
     assert out.lines("work_id", "split_version", "holder_id", "share", "units", "gross") == [
         ("W1", "2020-01-01", "h1", "1", "150", "1.50"),
-        ("W1", "2026-10-16", "h1", "1/2", "250", "1.25"),
-        ("W1", "2026-10-16", "h2", "1/2", "250", "1.25"),
+        ("W1", "2026-10-16", "h1", "0.5", "250", "1.25"),
+        ("W1", "2026-10-16", "h2", "0.5", "250", "1.25"),
     ]
     assert out.allocations() == [
         ("tokens", "W1", "train", "2020-01-01", "accepted", "1.50"),
@@ -354,23 +360,23 @@ def test_cap_scales_terms_down_by_largest_remainder(tmp_path):
     assert out.summary["currencies"]["EUR"]["charged"] == "50.00"
 
 
-def test_holder_opt_out_and_use_type_opt_out_make_usage_unlicensed_and_uncharged(tmp_path):
+@pytest.mark.parametrize("empty", ["", '""'], ids=["empty-cells", "quoted-empty-cells"])
+def test_holder_opt_out_and_use_type_opt_out_make_usage_unlicensed_and_uncharged(tmp_path, empty):
     """A holder's opt-out blocks all use of its works; a work's ground-only opt-out blocks only ground use."""
     # h2 opts out of everything: W2 (h2's) train 200 -> unlicensed, not charged.
     # W3 opts out of `ground` only: W3 ground 400 -> unlicensed; W3 train 300 stays licensed.
     # Charged: train W1 100 + W3 300 = 400 tokens × 0.01 = 4.00; ground W1 50 × 0.01 = 0.50; total 4.50.
     # Rows: 5 read = 3 accepted + 2 unlicensed.
-    consent = [
-        {"subject": "holder", "subject_id": "h2", "use_type": "*", "licensee_id": "", "signal": "opt_out",
-         "valid_from": "2026-01-01", "valid_to": ""},
-        {"subject": "work", "subject_id": "W3", "use_type": "ground", "licensee_id": "", "signal": "opt_out",
-         "valid_from": "2026-01-01", "valid_to": ""},
-    ]
+    # The empty licensee_id ("every licensee") and valid_to ("open-ended") cells are written both
+    # bare and as "" (RFC 4180 quoted empty, as polars and builders.write_csv write them): same meaning.
+    consent = ("subject,subject_id,use_type,licensee_id,signal,valid_from,valid_to\n"
+               f"holder,h2,*,{empty},opt_out,2026-01-01,{empty}\n"
+               f"work,W3,ground,{empty},opt_out,2026-01-01,{empty}\n")
     out = run(tmp_path,
               holders=[holder("h1"), holder("h2"), holder("h3")],
               works=[work("W1"), work("W2"), work("W3")],
               splits=split("W1", {"h1": "1"}) + split("W2", {"h2": "1"}) + split("W3", {"h3": "1"}),
-              consent=consent,
+              raw={"consent.csv": consent},
               contracts=[contract([per_unit("tokens", "0.01"),
                                    per_unit("requests", "0.01", use_type="ground", unit="request")],
                                   use_types=["train", "ground"])],
