@@ -1,4 +1,4 @@
-"""Aggregation: usage rows → one row per usage group, streaming.
+"""Aggregation: usage rows → one row per usage group, streaming, in bounded memory.
 
 A group is (file, licensee, model, work reference, use type, unit, territory,
 segment). A *segment* is a stretch of the period in which no split, consent
@@ -9,13 +9,19 @@ the key so that every file's rows can be accounted for.
 
 Only this module and intake see raw rows, and they never hold them all:
 
-- pass 1, one streaming read: validate, aggregate every valid row, collect the
-  quarantined rows, count rows per file, and find *candidate* re-sends (record
-  keys whose 64-bit hash occurs twice) and candidate over-attributed outputs
-  (attribution summing past 1 when re-sends are still counted);
-- pass 2, a read of only the candidates' rows (a few percent): settle them
-  exactly on the real keys in memory, then subtract every copy that does not
-  count (re-sends, conflicting re-sends, over-attributed outputs) from its group.
+1. validate: one streaming pass over the usage files writes every row, typed
+   and with its quarantine reason, to a Parquet spill file (validation is the
+   expensive part and runs once);
+2. pass 1 over the spill: aggregate the valid rows by group, count rows per
+   file, collect the quarantined rows, and find *candidates*: record keys whose
+   64-bit hash occurs twice (possible re-sends) and outputs whose attribution
+   sums past 1 while re-sends still count;
+3. identifiers: normalise each distinct raw `work_ref` once (there are far
+   fewer than rows); refused ones make their rows candidates too;
+4. pass 2: read only the candidates' rows (a few percent), settle them exactly
+   on the real keys in memory, and subtract every row that does not count
+   (re-sends, conflicting re-sends, refused identifiers, over-attributed
+   outputs) from its group.
 
 A hash collision can only make a row a candidate, never a duplicate: pass 2
 decides on the real keys.
@@ -24,6 +30,7 @@ decides on the real keys.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +39,7 @@ import polars as pl
 from settlement import intake
 from settlement.money import MONEY
 
-GROUP_KEY = ["file", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
+GROUP_KEY = ["file_index", "licensee_id", "model_id", "work_ref", "use_type", "unit", "territory", "segment"]
 SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
 
 
@@ -85,32 +92,42 @@ def group_sums(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> pl.LazyFrame:
     )
 
 
-def first_pass(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> list[pl.DataFrame]:
+def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> None:
+    """The one pass that reads and validates raw rows, streamed to a typed Parquet file."""
+    scans = [intake.scan_usage_file(path, index, intake.display_name(path, root)) for index, path in enumerate(files)]
+    intake.validated(pl.concat(scans, how="vertical"), period, licensees).sink_parquet(spill, compression="lz4")
+
+
+def first_pass(spill: Path, cuts: list[dt.datetime]) -> list[pl.DataFrame]:
+    rows = pl.scan_parquet(spill)
     valid = rows.filter(pl.col("reason").is_null())
-    candidates_by_record = (valid.select(intake.record_hash()).group_by("record_hash").agg(pl.len())
-                            .filter(pl.col("len") > 1).select("record_hash"))
-    candidates_by_output = (valid.filter(pl.col("attribution_nanos").is_not_null())
-                            .select(intake.output_hash(), "attribution_nanos").group_by("output_hash")
-                            .agg(pl.col("attribution_nanos").sum()).filter(
-                                pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE).select("output_hash"))
-    per_file = rows.group_by("file").agg(
+    by_record = (valid.select(intake.record_hash()).group_by("record_hash").agg(pl.len())
+                 .filter(pl.col("len") > 1).select("record_hash"))
+    by_output = (valid.filter(pl.col("attribution_nanos").is_not_null())
+                 .group_by("licensee_id", "output_id").agg(pl.col("attribution_nanos").sum()))
+    per_file = rows.group_by("file_index").agg(
         pl.len().cast(pl.Int64).alias("rows_read"),
-        pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"))
-    digest = rows.select(intake.raw_digest(rows))
-    quarantined = rows.filter(pl.col("reason").is_not_null()).select(intake.QUARANTINE_COLUMNS)
-    outputs = (valid.filter(pl.col("attribution_nanos").is_not_null()).group_by("licensee_id")
-               .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("outputs")))
-    return pl.collect_all([group_sums(valid, cuts), candidates_by_record, candidates_by_output, per_file,
-                           digest, quarantined, outputs])
+        pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"),
+        pl.col("row_hash").sum().alias("digest"))
+    quarantined = rows.filter(pl.col("reason").is_not_null()).select(
+        "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
+    return pl.collect_all([group_sums(valid, cuts), by_record, by_output, per_file, quarantined])
 
 
-def not_counted(rows: pl.LazyFrame, by_record: pl.DataFrame, by_output: pl.DataFrame) -> pl.DataFrame:
-    """The candidates' rows, settled exactly: every valid row whose copy is not `kept`."""
-    candidates = rows.filter(pl.col("reason").is_null()).with_columns(intake.record_hash(), intake.output_hash())
-    candidates = candidates.filter(pl.col("record_hash").is_in(by_record["record_hash"].implode())
-                                   | pl.col("output_hash").is_in(by_output["output_hash"].implode())).collect()
-    settled = intake.attribution_checked(intake.deduplicated(candidates.lazy())).collect()
-    return settled.filter(pl.col("copy") != "kept")
+def not_counted(spill: Path, by_record: pl.DataFrame, over_outputs: pl.DataFrame,
+                identifiers: pl.DataFrame) -> pl.DataFrame:
+    """The candidates' rows, settled exactly: every valid row that does not count."""
+    refused = identifiers.filter(pl.col("ref_reason").is_not_null())["work_ref"]
+    candidates = (pl.scan_parquet(spill).filter(pl.col("reason").is_null())
+                  .with_columns(intake.record_hash())
+                  .join(over_outputs.select("licensee_id", "output_id").lazy()
+                        .with_columns(pl.lit(True).alias("_over")), on=["licensee_id", "output_id"], how="left")
+                  .filter(pl.col("record_hash").is_in(by_record["record_hash"].implode())
+                          | pl.col("_over").fill_null(False) | pl.col("work_ref").is_in(refused.implode()))
+                  .drop("_over").collect())
+    checked = intake.with_identifier_reasons(candidates, identifiers)
+    settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
+    return settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
 
 
 def subtract(groups: pl.DataFrame, removed: pl.DataFrame) -> pl.DataFrame:
@@ -125,29 +142,39 @@ def subtract(groups: pl.DataFrame, removed: pl.DataFrame) -> pl.DataFrame:
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
                     cuts: list[dt.datetime]) -> UsageAggregate:
-    """Intake and aggregation of every usage file, in two streaming passes."""
-    scans = [intake.scan_usage_file(path, index, intake.display_name(path, root)) for index, path in enumerate(files)]
-    rows = intake.validated(pl.concat(scans, how="vertical"), period, licensees, ambiguous)
-    groups, by_record, by_output, per_file, digest, quarantined, outputs = first_pass(rows, cuts)
-    extra = not_counted(rows, by_record, by_output)
+    """Intake and aggregation of every usage file (see the module's docstring)."""
+    names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
+                         schema={"file_index": pl.UInt32, "file": pl.String})
+    with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
+        spill = Path(folder) / "rows.parquet"
+        validate_to_spill(files, root, period, licensees, spill)
+        groups, by_record, by_output, per_file, quarantined = first_pass(spill, cuts)
+        identifiers = intake.identifier_table(groups["work_ref"], ambiguous)
+        over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
+        extra = not_counted(spill, by_record, over, identifiers)
     groups = subtract(groups, group_sums(extra.lazy(), cuts).collect())
-    newly_quarantined = extra.filter(pl.col("reason").is_not_null())
-    quarantine = pl.concat([quarantined, newly_quarantined.select(intake.QUARANTINE_COLUMNS)]).sort("file", "row")
-    extra_counts = extra.group_by("file").agg(
+    groups = (groups.join(identifiers.select("work_ref", "ref"), on="work_ref", how="left")
+              .join(names, on="file_index").drop("file_index"))
+    late = extra.filter(pl.col("reason").is_not_null())
+    quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(names, on="file_index")
+                  .select(intake.QUARANTINE_COLUMNS).sort("file", "row"))
+    extra_counts = extra.group_by("file_index").agg(
         (pl.col("copy") == "duplicate").sum().cast(pl.Int64).alias("duplicates"),
         pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined_late"))
-    every = pl.DataFrame({"file": [intake.display_name(p, root) for p in files]}, schema={"file": pl.String})
-    counts = (every.join(per_file, on="file", how="left").join(extra_counts, on="file", how="left").fill_null(0)
-              .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined"))
-              .select("file", "rows_read", "duplicates", "quarantined"))
-    unattributed = unattributed_remainder(groups, outputs, extra)
-    return UsageAggregate(groups, unattributed, quarantine, counts, int(counts["rows_read"].sum()),
-                          int(digest[0, 0] or 0))
+    counts = (names.join(per_file, on="file_index", how="left").join(extra_counts, on="file_index", how="left")
+              .with_columns(pl.col("rows_read", "quarantined", "duplicates", "quarantined_late").fill_null(0))
+              .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined")))
+    digest = int(counts["digest"].fill_null(0).sum()) % (1 << 64)
+    unattributed = unattributed_remainder(groups, by_output, extra)
+    return UsageAggregate(groups, unattributed, quarantine, counts.select("file", "rows_read", "duplicates",
+                                                                         "quarantined").sort("file"),
+                          int(counts["rows_read"].sum()), digest)
 
 
-def unattributed_remainder(groups: pl.DataFrame, outputs: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+def unattributed_remainder(groups: pl.DataFrame, by_output: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
     """Per licensee: outputs carrying attribution, and the part of them no work was attributed
     (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out."""
+    outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
     dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
                .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
     shares = groups.group_by("licensee_id").agg(pl.col("attribution_nanos").sum().alias("shares"))

@@ -27,10 +27,11 @@ from contracts.vocabulary import UNITS, USE_TYPES
 REQUIRED_COLUMNS = ("record_id", "licensee_id", "model_id", "work_ref", "use_type", "units", "unit", "occurred_at")
 OPTIONAL_COLUMNS = ("territory", "output_id", "attribution")
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-CONTENT_COLUMNS = ("model_id", "work_ref", "use_type", "units", "unit", "occurred_at", *OPTIONAL_COLUMNS)
+CONTENT_COLUMNS = ("model_id", "work_ref", "use_type", "units_count", "unit", "occurred", "territory", "output_id",
+                   "attribution_nanos")
+UNITS_MAX = 999_999_999_999_999_999
 ATTRIBUTION_DIGITS = 9  # attribution shares are exact to 1e-9; more digits are refused, not rounded
 ATTRIBUTION_SCALE = 10**ATTRIBUTION_DIGITS
-TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$"
 QUARANTINE_COLUMNS = ("file", "row", "record_id", "licensee_id", "reason", "field", "value", "expected")
 VALUE_LENGTH_MAX = 200  # quarantine shows at most this much of a bad value
 
@@ -88,29 +89,32 @@ def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
 
 
 def blank(column: str) -> pl.Expr:
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+    """Absent: null or empty (text columns are stripped before the checks run)."""
+    return pl.col(column).is_null() | (pl.col(column) == "")
 
 
-def checks(period: Period, licensees: list[str], ambiguous: list[str]) -> list[tuple[str, str, pl.Expr, str]]:
-    """(reason, field, failing-condition, expected) in order of precedence."""
-    units = pl.col("units").str.strip_chars()
-    stamp, parsed = pl.col("occurred_at").str.strip_chars(), pl.col("_occurred")
-    attribution = pl.col("attribution").str.strip_chars()
-    use_type = pl.col("use_type").str.strip_chars()
-    territory = pl.col("territory").str.strip_chars()
-    table = [
+def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr, str]]:
+    """(reason, field, failing-condition, expected) in order of precedence.
+
+    The identifier checks come last and are not here: identifiers repeat
+    across millions of rows, so they are normalised once per distinct value
+    after aggregation (see `identifier_table`)."""
+    units, parsed = pl.col("_units"), pl.col("_occurred")
+    attribution, use_type = pl.col("attribution"), pl.col("use_type")
+    return [
         ("missing_column", "header", pl.col("header").is_not_null(), "the usage log v1 columns " + ", ".join(REQUIRED_COLUMNS)),
-        *((("missing_field", column, blank(column), "a value")) for column in REQUIRED_COLUMNS if column != "work_ref"),
-        ("unknown_licensee", "licensee_id", ~pl.col("licensee_id").str.strip_chars().is_in(licensees), "a licensee_id of licensees.csv"),
+        *((("missing_field", column, blank(column), "a value")) for column in REQUIRED_COLUMNS),
+        ("unknown_licensee", "licensee_id", ~pl.col("licensee_id").is_in(licensees), "a licensee_id of licensees.csv"),
         ("invalid_use_type", "use_type", ~use_type.is_in(USE_TYPES), "one of " + ", ".join(USE_TYPES)),
-        ("invalid_unit", "unit", ~pl.col("unit").str.strip_chars().is_in(UNITS), "one of " + ", ".join(UNITS)),
-        ("negative_units", "units", units.str.contains(r"^-\d+$"), "an integer >= 0"),
-        ("invalid_units", "units", ~units.str.contains(r"^\d{1,18}$"), "an integer from 0 to 999999999999999999"),
-        ("invalid_timestamp", "occurred_at", ~stamp.str.contains(TIMESTAMP) | parsed.is_null(),
+        ("invalid_unit", "unit", ~pl.col("unit").is_in(UNITS), "one of " + ", ".join(UNITS)),
+        ("negative_units", "units", units < 0, "an integer >= 0"),
+        ("invalid_units", "units", units.is_null() | (units > UNITS_MAX) | pl.col("units").str.starts_with("+"),
+         f"an integer from 0 to {UNITS_MAX}"),
+        ("invalid_timestamp", "occurred_at", parsed.is_null(),
          "an RFC 3339 UTC timestamp such as 2026-10-05T14:03:00Z"),
         ("outside_period", "occurred_at", (parsed < period.start) | (parsed >= period.end),
          f"a time in period {period.name} [{period.start:%Y-%m-%d}, {period.end:%Y-%m-%d})"),
-        ("invalid_territory", "territory", ~blank("territory") & ~territory.str.contains(r"^[A-Za-z]{2}$"),
+        ("invalid_territory", "territory", ~blank("territory") & ~pl.col("territory").str.contains(r"^[A-Za-z]{2}$"),
          "an ISO 3166-1 alpha-2 code such as SE"),
         ("invalid_attribution", "attribution", ~blank("attribution") & ~attribution.str.contains(
             rf"^(0(\.\d{{1,{ATTRIBUTION_DIGITS}}})?|1(\.0{{1,{ATTRIBUTION_DIGITS}}})?|\.\d{{1,{ATTRIBUTION_DIGITS}}})$"),
@@ -119,14 +123,10 @@ def checks(period: Period, licensees: list[str], ambiguous: list[str]) -> list[t
          "attribution only on output rows"),
         ("missing_field", "output_id", ~blank("attribution") & blank("output_id"), "the output the attribution belongs to"),
     ]
-    ref = pl.col("_ref").struct.field("ref")
-    return table + [
-        (None, "work_ref", pl.col("_ref").struct.field("reason").is_not_null(), None),
-        ("ambiguous_identifier", "work_ref", ref.is_in(ambiguous), "an identifier that names one catalogue work"),
-    ]
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """RFC 3339 in UTC (`Z` or `+00:00`), null for anything else."""
     normalised = text.str.replace(r"\+00:00$", "Z")
     return normalised.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us", time_zone="UTC")
 
@@ -139,38 +139,72 @@ def attribution_nanos(text: pl.Expr) -> pl.Expr:
     return whole * ATTRIBUTION_SCALE + fraction
 
 
-def validated(rows: pl.LazyFrame, period: Period, licensees: list[str], ambiguous: list[str]) -> pl.LazyFrame:
-    """Every row with `reason`, `field`, `value`, `expected` (null when valid) and typed columns."""
-    table = checks(period, licensees, ambiguous)
-    rows = rows.with_columns(normalised_ref_expr(pl.col("work_ref")).alias("_ref"),
-                             parse_timestamp(pl.col("occurred_at").str.strip_chars()).alias("_occurred"))
-    ref_reason = pl.col("_ref").struct.field("reason")
-    reason = pl.coalesce(*(pl.when(bad).then(pl.lit(code) if code else ref_reason) for code, _, bad, _ in table))
-    field = pl.coalesce(*(pl.when(bad).then(pl.lit(name)) for _, name, bad, _ in table))
-    value = pl.coalesce(*(pl.when(bad).then(pl.col(name).cast(pl.String)) for _, name, bad, _ in table))
-    identifier_expected = ref_reason.replace_strict(IDENTIFIER_EXPECTED, default="a valid identifier")
-    expected = pl.coalesce(*(pl.when(bad).then(pl.lit(text) if text else identifier_expected)
-                             for _, _, bad, text in table))
-    return rows.with_columns(
-        reason.alias("reason"), field.alias("field"), value.str.slice(0, VALUE_LENGTH_MAX).alias("value"),
-        expected.alias("expected"),
+SPILL_COLUMNS = ("file_index", "row", "record_id", "licensee_id", "model_id", "work_ref", "use_type", "unit",
+                 "territory", "output_id", "units_count", "occurred", "attribution_nanos", "reason", "field",
+                 "value", "expected", "row_hash")
+
+
+def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.LazyFrame:
+    """Every row, typed, with `reason`, `field`, `value`, `expected` (null when valid) and
+    `row_hash` (for the run's order-independent digest); raw text columns are dropped."""
+    table = checks(period, licensees)
+    raw_hash = raw_row_hash()  # of the row as sent, before any cleaning
+    stripped = [c for c in USAGE_COLUMNS if c != "header"]
+    rows = rows.with_columns(raw_hash.alias("row_hash")).with_columns(
+        pl.col(stripped).str.strip_chars()).with_columns(
+        parse_timestamp(pl.col("occurred_at")).alias("_occurred"),
+        pl.col("units").cast(pl.Int64, strict=False).alias("_units"))
+    # Each check runs once: the index of the first failing one, then lookups.
+    first = pl.coalesce(*(pl.when(bad).then(pl.lit(i, dtype=pl.UInt8)) for i, (_, _, bad, _) in enumerate(table)))
+    lookup = lambda part: pl.col("_check").replace_strict({i: entry[part] for i, entry in enumerate(table)},
+                                                          default=None, return_dtype=pl.String)
+    value = pl.coalesce(*(pl.when(pl.col("_check") == i).then(pl.col(name).cast(pl.String))
+                          for i, (_, name, _, _) in enumerate(table)))
+    valid = pl.col("reason").is_null()
+    return rows.with_columns(first.alias("_check")).with_columns(
+        lookup(0).alias("reason"), lookup(1).alias("field"), value.str.slice(0, VALUE_LENGTH_MAX).alias("value"),
+        lookup(3).alias("expected"),
     ).with_columns(
-        pl.col("_ref").struct.field("ref").alias("ref"),
-        pl.col(["record_id", "licensee_id", "model_id", "use_type", "unit", "output_id"]).str.strip_chars(),
-        pl.col("territory").str.strip_chars().str.to_uppercase().replace("", None),
-        pl.when(pl.col("reason").is_null()).then(pl.col("units").str.strip_chars().cast(pl.Int64, strict=False))
-        .alias("units_count"),
-        pl.when(pl.col("reason").is_null()).then(pl.col("_occurred")).alias("occurred"),
-        pl.when(pl.col("reason").is_null() & ~blank("attribution")).then(attribution_nanos(pl.col("attribution")))
-        .alias("attribution_nanos"),
-    ).drop("_ref", "_occurred")
+        pl.col("territory").str.to_uppercase().replace("", None),
+        pl.when(valid).then(pl.col("_units")).alias("units_count"),
+        pl.when(valid).then(pl.col("_occurred")).alias("occurred"),
+        pl.when(valid & ~blank("attribution")).then(attribution_nanos(pl.col("attribution"))).alias("attribution_nanos"),
+    ).select(SPILL_COLUMNS)
+
+
+def identifier_table(work_refs: pl.Series, ambiguous: list[str]) -> pl.DataFrame:
+    """Each distinct raw `work_ref` with its normalised `ref`, or the reason it is refused
+    (`ref_reason`, `ref_expected`): invalid, or naming several catalogue works."""
+    checked = pl.DataFrame({"work_ref": work_refs.unique()}, schema={"work_ref": pl.String}).with_columns(
+        normalised_ref_expr(pl.col("work_ref")).alias("_ref")).unnest("_ref")
+    is_ambiguous = pl.col("ref").is_in(ambiguous)
+    return checked.select(
+        "work_ref",
+        pl.when(is_ambiguous).then(None).otherwise(pl.col("ref")).alias("ref"),
+        pl.when(is_ambiguous).then(pl.lit("ambiguous_identifier")).otherwise(pl.col("reason")).alias("ref_reason"),
+        pl.when(is_ambiguous).then(pl.lit("an identifier that names one catalogue work"))
+        .otherwise(pl.col("reason").replace_strict(IDENTIFIER_EXPECTED, default=None)).alias("ref_expected"),
+    )
+
+
+def with_identifier_reasons(rows: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine valid rows whose identifier was refused (the last check in precedence)."""
+    joined = rows.join(identifiers.select("work_ref", "ref_reason", "ref_expected"), on="work_ref", how="left")
+    refused = pl.col("reason").is_null() & pl.col("ref_reason").is_not_null()
+    return joined.with_columns(
+        pl.when(refused).then(pl.col("ref_reason")).otherwise("reason").alias("reason"),
+        pl.when(refused).then(pl.lit("work_ref")).otherwise("field").alias("field"),
+        pl.when(refused).then(pl.col("work_ref").str.slice(0, VALUE_LENGTH_MAX)).otherwise("value").alias("value"),
+        pl.when(refused).then(pl.col("ref_expected")).otherwise("expected").alias("expected"),
+    ).drop("ref_reason", "ref_expected")
 
 
 def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or (content differs) quarantined."""
     key = ["licensee_id", "record_id"]
     position = pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("row").cast(pl.Int64)
-    content = pl.concat_str([pl.col(c).fill_null("\x00") for c in CONTENT_COLUMNS], separator="\x1f")
+    content = pl.concat_str([pl.col(c).cast(pl.String).fill_null("\x00") for c in CONTENT_COLUMNS],
+                            separator="\x1f")
     valid = pl.col("reason").is_null()
     first = position == position.filter(valid).min().over(key)
     kept_content = content.filter(valid & first).first().over(key)
@@ -206,10 +240,10 @@ def attribution_checked(rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def raw_digest(rows: pl.LazyFrame) -> pl.Expr:
-    """An order-independent digest of the raw rows: the wrapping sum of each row's hash."""
+def raw_row_hash() -> pl.Expr:
+    """A hash of one raw row; their wrapping sum is an order-independent digest of the usage."""
     text = pl.concat_str([pl.col(c).fill_null("\x00") for c in USAGE_COLUMNS], separator="\x1f")
-    return text.hash(seed=20261).sum()
+    return text.hash(seed=20261)
 
 
 def display_name(path: Path, root: Path) -> str:
