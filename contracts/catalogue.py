@@ -194,6 +194,8 @@ def load_splits(path: Path, works: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     fail_first(frame, pl.col("holder_id").is_null(), path, "holder_id", "a holder id")
     fail_if_outside(frame, path, "right", RIGHTS)
     fail_first(frame, pl.col("share").is_null(), path, "share", "a share")
+    if frame.height == 0:  # no splits at all: every work's money goes to suspense
+        return empty_splits(), 1
     fractions = share_fractions(sorted(frame["share"].unique().to_list()), path, frame)
     share_scale = math.lcm(*(denominator for _, denominator in fractions.values())) if fractions else 1
     if share_scale > SHARE_SCALE_MAX:
@@ -212,6 +214,13 @@ def load_splits(path: Path, works: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return frame.select(
         "work_id", "version", "right", "holder_id", "share_scaled", "share", "valid_from", "valid_to"
     ).sort("work_id", "version", "holder_id"), share_scale
+
+
+def empty_splits() -> pl.DataFrame:
+    utc = pl.Datetime("us", "UTC")
+    return pl.DataFrame(schema={"work_id": pl.String, "version": pl.String, "right": pl.String,
+                                "holder_id": pl.String, "share_scaled": pl.Int128, "share": pl.String,
+                                "valid_from": utc, "valid_to": utc})
 
 
 def check_versions(frame: pl.DataFrame, path: Path, share_scale: int) -> None:

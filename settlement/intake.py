@@ -165,7 +165,8 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
         lookup(0).alias("reason"), lookup(1).alias("field"), value.str.slice(0, VALUE_LENGTH_MAX).alias("value"),
         lookup(3).alias("expected"),
     ).with_columns(
-        pl.col("territory").str.to_uppercase().replace("", None),
+        # blank and null are the same fact, whatever the file format wrote
+        pl.col("territory").str.to_uppercase().replace("", None), pl.col("output_id").replace("", None),
         pl.when(valid).then(pl.col("_units")).alias("units_count"),
         pl.when(valid).then(pl.col("_occurred")).alias("occurred"),
         pl.when(valid & ~blank("attribution")).then(attribution_nanos(pl.col("attribution"))).alias("attribution_nanos"),
