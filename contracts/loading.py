@@ -6,6 +6,7 @@ value and what was expected. Nothing here computes money.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,16 +119,23 @@ def load_contracts(folder: Path, licensees: dict[str, Licensee]) -> tuple[list[L
     return sorted(contracts, key=lambda c: c.contract_id), path_of
 
 
-def usage_files(folder: Path) -> list[Path]:
-    usage = folder / "usage"
-    files = sorted(p for p in usage.rglob("*") if p.is_file() and p.name.endswith(USAGE_SUFFIXES))
+def usage_files(folder: Path, patterns: list[str] | None = None) -> list[Path]:
+    """The usage logs: every log under `folder/usage`, or the files the glob `patterns` match.
+    Sorted by path, so the order they were named in never matters."""
+    if patterns:
+        matched = {Path(p) for pattern in patterns for p in glob.glob(pattern, recursive=True)}
+        where = ", ".join(patterns)
+    else:
+        matched = set((folder / "usage").rglob("*"))
+        where = str(folder / "usage")
+    files = sorted(p for p in matched if p.is_file() and p.name.endswith(USAGE_SUFFIXES))
     if not files:
-        raise MissingInput(str(usage), "no usage logs (*.csv, *.jsonl, *.parquet)")
+        raise MissingInput(where, "no usage logs (*.csv, *.csv.gz, *.csv.zst, *.jsonl, *.ndjson, *.parquet)")
     return files
 
 
-def load_inputs(folder: Path) -> Inputs:
-    """Read and validate the whole input folder."""
+def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
+    """Read and validate the whole input folder; `usage` globs replace its usage/ folder."""
     if not folder.is_dir():
         raise MissingInput(str(folder), "input folder does not exist")
     policy_path = require(folder, "policy.yaml", "policy.json")
@@ -156,7 +164,7 @@ def load_inputs(folder: Path) -> Inputs:
 
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
     return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue,
-                  usage_files(folder), sorted(reference))
+                  usage_files(folder, usage), sorted(reference))
 
 
 def sha256_file(path: Path) -> str:

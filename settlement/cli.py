@@ -44,6 +44,9 @@ def run(
     period: Annotated[str, typer.Option(help="the month to settle, YYYY-MM")],
     out: Annotated[Path, typer.Option(help="output folder")],
     clock: Annotated[str, typer.Option(help="the run's time, an input: YYYY-MM-DDTHH:MM:SSZ")],
+    usage: Annotated[list[str] | None, typer.Option(
+        help="usage logs to read instead of INPUTS/usage: a path or glob, e.g. 'logs/2026-10/**/*.parquet'; "
+             "repeatable")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
 ) -> None:
     """Settle one period and write lines, statements, invoices and reports."""
@@ -58,7 +61,7 @@ def run(
     try:
         with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
             progress("loading contracts and catalogue", 0)
-            settlement = settle(load_inputs(inputs), Period.parse(period), clock, progress)
+            settlement = settle(load_inputs(inputs, usage), Period.parse(period), clock, progress)
             progress("writing outputs", settlement.accounting["rows_read"].sum())
             summary = export(settlement, out)
     except SettlementError as error:

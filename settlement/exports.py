@@ -17,7 +17,7 @@ import polars as pl
 from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
-from settlement.intake import ATTRIBUTION_SCALE
+from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, STATUSES, Settlement
 
@@ -190,7 +190,7 @@ def write_manifest(s: Settlement, out: Path) -> None:
     entry = lambda path, name: {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
     write_json(out / "manifest.json", {
         "run_id": s.run_id, "engine_version": ENGINE_VERSION, "rules_version": RULES_VERSION,
-        "inputs": [entry(p, p.relative_to(s.inputs.folder).as_posix()) for p in inputs],
+        "inputs": [entry(p, display_name(p, s.inputs.folder)) for p in inputs],
         "outputs": [entry(p, p.relative_to(out).as_posix()) for p in outputs],
     })
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import ROOT, settle_cli
 from builders import contract, holder, split, usage, work, write_inputs
 from contracts.loading import load_inputs
 from settlement.intake import Period
@@ -36,3 +37,15 @@ def test_catalogue_without_splits_sends_money_to_suspense(tmp_path):
                           usage_files={"u.csv": [usage("r1", "WORK:W1", 5)]})
     settled = settle(load_inputs(folder), Period.parse("2026-10"), CLOCK)
     assert settled.totals["EUR"]["charged"] == settled.totals["EUR"]["suspense"] == 1000
+
+
+def test_usage_globs_replace_the_usage_folder(tmp_path):
+    """`--usage` globs read logs from anywhere; names outside the input folder are shown as given."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "october.csv").write_bytes((ROOT / "fixtures" / "usage" / "quill-labs-2026-10-late.csv").read_bytes())
+    done = settle_cli("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "out"),
+                      "--clock", CLOCK, "--quiet", "--usage", str(logs / "*.csv"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [f["file"] for f in summary["files"]] == [str(logs / "october.csv")]
