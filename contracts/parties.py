@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from contracts.numbers import NonNegative, Share
 
 _COUNTRY = r"^[A-Z]{2}$"
+# Holder and licensee ids name their statement and invoice files: no path separators.
+FILE_SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 class Model(BaseModel):
@@ -20,7 +22,7 @@ class Model(BaseModel):
 class Licensee(Model):
     """An AI firm that holds one or more licences."""
 
-    licensee_id: str = Field(min_length=1, max_length=128)
+    licensee_id: str = Field(pattern=FILE_SAFE_ID)
     name: str = Field(min_length=1)
     country: str = Field(pattern=_COUNTRY)
 
@@ -28,7 +30,7 @@ class Licensee(Model):
 class RightsHolder(Model):
     """A payee: author, composer, performer, publisher, label."""
 
-    holder_id: str = Field(min_length=1, max_length=128)
+    holder_id: str = Field(pattern=FILE_SAFE_ID)
     name: str = Field(min_length=1)
     country: str = Field(pattern=_COUNTRY)
     ipi: str | None = Field(default=None, pattern=r"^\d{9,11}$")

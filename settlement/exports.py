@@ -60,37 +60,45 @@ def write_lines(s: Settlement, out: Path) -> None:
     table.drop(AMOUNTS).hstack(minor).write_parquet(out / "lines.parquet", statistics=False)
 
 
+STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
+                     "share", "currency", "units", *AMOUNTS]
+BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
+    "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
+
+
+def csv_field(column: str) -> pl.Expr:
+    """A value as CSV text: quoted only when it holds a comma, a quote or a line break."""
+    text = pl.col(column).cast(pl.String)
+    quoted = pl.concat_str(pl.lit('"'), text.str.replace_all('"', '""', literal=True), pl.lit('"'))
+    return pl.when(text.str.contains('[",\r\n]')).then(quoted).otherwise(text).fill_null("")
+
+
+def balance_table(balances: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency: the total record, then threshold, carried forward and payable."""
+    money = lambda column: minor_expr(pl.col(column), pl.col("currency"))
+    frames = [balances.select("holder_id", "currency", pl.lit(0).alias("_order"), pl.lit("total").alias("record"),
+                              *(money(a).alias(a) for a in AMOUNTS))]
+    for order, (record, column) in enumerate(BALANCE_RECORDS.items(), start=1):
+        frames.append(balances.select("holder_id", "currency", pl.lit(order).alias("_order"),
+                                      pl.lit(record).alias("record"), money(column).alias("net")))
+    return pl.concat(frames, how="diagonal")
+
+
 def write_statements(s: Settlement, out: Path) -> None:
-    """One CSV per holder: lines, then per currency the totals, carried forward and payable."""
+    """One CSV per holder: its lines, then per currency the totals, threshold, carried forward and payable.
+
+    The rows of every statement are rendered as CSV text in one frame operation;
+    the only loop is over holders, to write their files."""
     titles = s.inputs.catalogue.works.select("work_id", "title")
-    table = line_table(s).join(titles, on="work_id", how="left").with_columns(pl.lit("line").alias("record"))
-    columns = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
-               "share", "currency", "units", *AMOUNTS]
-    for holder_id, lines in table.sort("holder_id").partition_by("holder_id", as_dict=True, maintain_order=True).items():
-        holder_id = holder_id[0]
-        summary = s.balances.filter(pl.col("holder_id") == holder_id)
-        rows = lines.select(columns).to_dicts()
-        for balance in summary.iter_rows(named=True):
-            rows.extend(balance_records(balance))
-        write_csv(out / "statements" / f"{holder_id}.csv",
-                  pl.DataFrame(rows, schema={c: pl.String for c in columns}))
-
-
-def balance_records(balance: dict) -> list[dict]:
-    currency = balance["currency"]
-    money = {a: format_minor(balance[a], currency) for a in AMOUNTS}
-    empty = {"licensee_id": None, "contract_id": None, "work_id": None, "title": None, "use_type": None,
-             "split_version": None, "right": None, "share": None, "units": None}
-    only_net = {"gross": None, "commission": None, "withholding": None}
-    return [
-        {"record": "total", **empty, "currency": currency, **money},
-        {"record": "threshold", **empty, "currency": currency, **only_net,
-         "net": format_minor(balance["threshold"], currency)},
-        {"record": "carried_forward", **empty, "currency": currency, **only_net,
-         "net": format_minor(balance["carried_forward"], currency)},
-        {"record": "payable", **empty, "currency": currency, **only_net,
-         "net": format_minor(balance["payable"], currency)},
-    ]
+    lines = (line_table(s).join(titles, on="work_id", how="left").with_row_index("_sequence")
+             .with_columns(pl.lit("line").alias("record"), pl.lit(0).alias("_section")))
+    balances = balance_table(s.balances).with_row_index("_sequence").with_columns(pl.lit(1).alias("_section"))
+    rows = pl.concat([lines, balances], how="diagonal").sort("holder_id", "_section", "_sequence")
+    text = rows.select("holder_id", pl.concat_str([csv_field(c) for c in STATEMENT_COLUMNS], separator=",")
+                       .alias("text"))
+    header = ",".join(STATEMENT_COLUMNS) + "\n"
+    for holder_id, body in text.group_by("holder_id", maintain_order=True).agg(pl.col("text")).iter_rows():
+        (out / "statements" / f"{holder_id}.csv").write_bytes((header + "\n".join(body) + "\n").encode("utf-8"))
 
 
 def invoice(charge, s: Settlement) -> dict:
