@@ -67,22 +67,27 @@ def distribute(lines: pl.DataFrame, policy, holders: dict) -> pl.DataFrame:
     return with_withholding(with_commission(lines, dict(policy.commission)), holders).sort(LINE_KEY)
 
 
-def threshold_minor(holder, currency: str, policy) -> int:
-    if holder.payout_threshold is not None and holder.payout_currency == currency:
-        return to_minor(holder.payout_threshold, currency)
-    return to_minor(policy.thresholds.get(currency, 0), currency)
+def thresholds(holders: dict, policy, currencies: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The policy's threshold per currency, and the few holders' own (in their payout currency)."""
+    policy_rows = pl.DataFrame({"currency": currencies,
+                                "policy_threshold": [to_minor(policy.thresholds.get(c, 0), c) for c in currencies]},
+                               schema={"currency": pl.String, "policy_threshold": MONEY})
+    own = [(h.holder_id, h.payout_currency, to_minor(h.payout_threshold, h.payout_currency))
+           for h in holders.values() if h.payout_threshold is not None and h.payout_currency in currencies]
+    own_rows = pl.DataFrame(own, schema={"holder_id": pl.String, "currency": pl.String, "own_threshold": MONEY},
+                            orient="row")
+    return policy_rows, own_rows
 
 
 def balances(lines: pl.DataFrame, holders: dict, policy) -> pl.DataFrame:
     """Per holder and currency: totals, threshold, payable and carried forward."""
     totals = lines.group_by("holder_id", "currency").agg(
         pl.col("gross").sum(), pl.col("commission").sum(), pl.col("withholding").sum(), pl.col("net").sum())
-    thresholds = {(h, c): threshold_minor(holders[h], c, policy)
-                  for h, c in totals.select("holder_id", "currency").iter_rows()}
-    keyed = pl.DataFrame({"holder_id": [k[0] for k in thresholds], "currency": [k[1] for k in thresholds],
-                          "threshold": list(thresholds.values())},
-                         schema={"holder_id": pl.String, "currency": pl.String, "threshold": MONEY})
-    totals = totals.join(keyed, on=["holder_id", "currency"], how="left")
+    policy_rows, own_rows = thresholds(holders, policy, sorted(totals["currency"].unique().to_list()))
+    totals = (totals.join(policy_rows, on="currency", how="left").join(own_rows, on=["holder_id", "currency"],
+                                                                        how="left")
+              .with_columns(pl.coalesce("own_threshold", "policy_threshold").alias("threshold"))
+              .drop("own_threshold", "policy_threshold"))
     paid = pl.col("net") >= pl.col("threshold")
     return totals.with_columns(
         pl.when(paid).then(pl.col("net")).otherwise(0).cast(MONEY).alias("payable"),
