@@ -19,7 +19,7 @@ from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.money import format_minor, minor_expr
-from settlement.run import ENGINE_VERSION, RULES_VERSION, STATUSES, Settlement
+from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
 LINE_COLUMNS = ("run_id", "period", "licensee_id", "contract_id", "work_id", "use_type", "split_version",
@@ -215,5 +215,3 @@ def export(s: Settlement, out: Path) -> dict:
     write_manifest(s, out)
     return data
 
-
-__all__ = ["export", "STATUSES"]

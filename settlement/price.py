@@ -15,7 +15,7 @@ import polars as pl
 from contracts.errors import InputError
 from contracts.licence import FlatFeeTerm, LicenceContract, PerUnitTerm, RevenueShareTerm
 from contracts.numbers import fraction_text
-from settlement.money import exponent, largest_remainder, round_half_even, to_minor
+from settlement.money import exponent, largest_remainder, to_minor
 
 TOP_UP_TERM = "minimum-guarantee-top-up"
 
@@ -165,7 +165,3 @@ def weight_scale(contract: LicenceContract) -> tuple[int, dict[str, int]]:
     weights = {use: Fraction(contract.weight(use)) for use in contract.use_types}
     scale = math.lcm(*(w.denominator for w in weights.values()))
     return scale, {use: int(w * scale) for use, w in weights.items()}
-
-
-__all__ = ["ContractCharge", "TermCharge", "charges_frame", "in_period", "price_all", "round_half_even",
-           "weight_scale", "TOP_UP_TERM"]

@@ -12,7 +12,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Callable
-from pathlib import Path
 
 import polars as pl
 
@@ -20,7 +19,6 @@ from contracts.loading import Inputs, sha256_file
 from settlement import aggregate, allocate, distribute, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
-from settlement.money import MONEY
 
 RULES_VERSION = "1"
 ENGINE_VERSION = "0.1.0"
