@@ -94,8 +94,22 @@ def group_sums(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> pl.LazyFrame:
 
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> None:
     """The one pass that reads and validates raw rows, streamed to a typed Parquet file."""
-    scans = [intake.scan_usage_file(path, index, intake.display_name(path, root)) for index, path in enumerate(files)]
-    intake.validated(pl.concat(scans, how="vertical"), period, licensees).sink_parquet(spill, compression="lz4")
+    names = [intake.display_name(path, root) for path in files]
+    scans = [intake.scan_usage_file(path, index, name) for index, (path, name) in enumerate(zip(files, names))]
+    try:
+        intake.validated(pl.concat(scans, how="vertical"), period, licensees).sink_parquet(spill, compression="lz4")
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise first_unreadable(scans, names, period, licensees) or intake.unreadable(", ".join(names), error) from None
+
+
+def first_unreadable(scans: list[pl.LazyFrame], names: list[str], period, licensees: list[str]):
+    """Only on the error path: read each file alone to name the one that cannot be read."""
+    for scan, name in zip(scans, names):
+        try:
+            intake.validated(scan, period, licensees).select(pl.len()).collect()
+        except (pl.exceptions.PolarsError, OSError) as error:
+            return intake.unreadable(name, error)
+    return None
 
 
 def first_pass(spill: Path, cuts: list[dt.datetime]) -> list[pl.DataFrame]:

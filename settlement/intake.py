@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from contracts.errors import InputError
 from contracts.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from contracts.identifiers import normalised_ref_expr
 from contracts.vocabulary import UNITS, USE_TYPES
@@ -54,38 +55,85 @@ class Period:
 
 def scan_usage_file(path: Path, file_index: int, display: str) -> pl.LazyFrame:
     """One usage log as text columns (missing optional columns as nulls) plus
-    `file`, `file_index` and the 1-based data `row`. Missing required columns
-    come back as the literal column `header` naming them."""
+    `file`, `file_index`, the 1-based `row`, `header` (the required columns the
+    file lacks, if any), and for JSON Lines `line` and `malformed`.
+
+    Files must be UTF-8: a lossy decoding could merge two distinct record ids.
+    A CSV row with more fields than its header is an error, not silently cut.
+    A file that cannot be read at all is an `InputError` naming it."""
     name = path.name
-    if name.endswith(".parquet"):
-        frame = pl.scan_parquet(path)
-        frame = frame.with_columns(pl.all().cast(pl.String))
-    elif name.endswith((".jsonl", ".ndjson")):
-        frame = scan_ndjson_as_text(path)
-    elif name.endswith((".csv.gz", ".csv.zst")):
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False).lazy()
-    else:
-        frame = pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", raise_if_empty=False,
-                            truncate_ragged_lines=True)
-    present = frame.collect_schema().names()
-    missing = [column for column in REQUIRED_COLUMNS if column not in present]
+    json_lines = name.endswith((".jsonl", ".ndjson"))
+    try:
+        if name.endswith(".parquet"):
+            frame = scan_parquet_as_text(path, display)
+        elif json_lines:
+            frame = scan_ndjson_as_text(path)
+        elif name.endswith((".csv.gz", ".csv.zst")):
+            frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False).lazy()
+        else:
+            refuse_non_utf8(path, display)
+            frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=False)
+        present = frame.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise unreadable(display, error) from None
+    known = [c for c in (*USAGE_COLUMNS, "line", "malformed", "row") if c in present and (json_lines or c in USAGE_COLUMNS)]
+    frame = frame.select(known)  # columns the format does not define are ignored, whatever their names
+    if not json_lines:  # JSON Lines number their rows by line, before blank lines are dropped
+        frame = frame.with_row_index("row", offset=1)
+    missing = [] if json_lines else [column for column in REQUIRED_COLUMNS if column not in present]
     frame = frame.with_columns(
-        pl.lit(None, dtype=pl.String).alias(column) for column in USAGE_COLUMNS if column not in present
+        pl.lit(None, dtype=pl.String).alias(column) for column in (*USAGE_COLUMNS, "line", "malformed")
+        if column not in known
     )
     return frame.select(
-        *(pl.col(column).cast(pl.String) for column in USAGE_COLUMNS),
+        "row", *(pl.col(column).cast(pl.String) for column in (*USAGE_COLUMNS, "line", "malformed")),
         pl.lit(",".join(missing) or None, dtype=pl.String).alias("header"),
-    ).with_row_index("row", offset=1).with_columns(
-        pl.lit(display).alias("file"), pl.lit(file_index, dtype=pl.UInt32).alias("file_index")
-    )
+    ).with_columns(pl.lit(display).alias("file"), pl.lit(file_index, dtype=pl.UInt32).alias("file_index"))
+
+
+def refuse_non_utf8(path: Path, display: str) -> None:
+    """UTF-16 reads as a header of NUL-laced names and no rows: refuse it by its first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    first_line = head.split(b"\n", 1)[0]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or first_line.count(b"\x00") * 3 > len(first_line):
+        raise InputError(display, "is not UTF-8 (it looks like UTF-16)", expected="a UTF-8 CSV with a header row")
+
+
+def unreadable(display: str, error: Exception) -> InputError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return InputError(display, f"cannot be read ({first})",
+                      expected="a UTF-8 CSV with a header row, JSON Lines, or Parquet file (docs/formats.md)")
+
+
+def scan_parquet_as_text(path: Path, display: str) -> pl.LazyFrame:
+    """Parquet columns as text; a float column for an exact number is refused outright."""
+    frame = pl.scan_parquet(path)
+    schema = frame.collect_schema()
+    for column in ("units", "attribution"):
+        if column in schema and schema[column].is_float():
+            raise InputError(display, f"column {column} is stored as {schema[column]}", field=column,
+                             expected="integers for units and decimal strings for attribution: floats are refused")
+    known = [c for c in schema.names() if c in USAGE_COLUMNS]
+    return frame.select(pl.col(c).cast(pl.String) for c in known)
 
 
 def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
-    if path.stat().st_size == 0:
-        return pl.LazyFrame(schema={column: pl.String for column in USAGE_COLUMNS})
-    keys = pl.read_ndjson(path, infer_schema_length=1000, n_rows=1000).columns
-    schema = {key: pl.String for key in dict.fromkeys([*keys, *USAGE_COLUMNS])}
-    return pl.scan_ndjson(path, schema=schema)
+    """JSON Lines read as text lines, each field taken by JSON path, so a malformed
+    line is one quarantined record (`malformed`), never a failed file. `row` is
+    the line number; blank lines are not records. An attribution written as a
+    JSON number is refused: it may already have been rounded by whoever wrote it."""
+    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, new_columns=["line"],
+                        schema={"line": pl.String}, truncate_ragged_lines=True, raise_if_empty=False)
+    lines = lines.with_row_index("row", offset=1).filter(pl.col("line").str.strip_chars() != "")
+    line = pl.col("line")
+    is_object = line.str.strip_chars().str.starts_with("{") & line.str.json_path_match("$").is_not_null()
+    return lines.with_columns(
+        *(line.str.json_path_match(f"$.{column}").alias(column) for column in USAGE_COLUMNS),
+        pl.when(~is_object).then(pl.lit("malformed_json"))
+        .when(line.str.contains(r'"attribution"\s*:\s*[-0-9.]')).then(pl.lit("attribution_number"))
+        .alias("malformed"),
+    )
 
 
 def blank(column: str) -> pl.Expr:
@@ -103,6 +151,7 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
     attribution, use_type = pl.col("attribution"), pl.col("use_type")
     return [
         ("missing_column", "header", pl.col("header").is_not_null(), "the usage log v1 columns " + ", ".join(REQUIRED_COLUMNS)),
+        ("malformed_json", "line", pl.col("malformed") == "malformed_json", "one JSON object per line"),
         *((("missing_field", column, blank(column), "a value")) for column in REQUIRED_COLUMNS),
         ("unknown_licensee", "licensee_id", ~pl.col("licensee_id").is_in(licensees), "a licensee_id of licensees.csv"),
         ("invalid_use_type", "use_type", ~use_type.is_in(USE_TYPES), "one of " + ", ".join(USE_TYPES)),
@@ -119,6 +168,8 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
         ("invalid_attribution", "attribution", ~blank("attribution") & ~attribution.str.contains(
             rf"^(0(\.\d{{1,{ATTRIBUTION_DIGITS}}})?|1(\.0{{1,{ATTRIBUTION_DIGITS}}})?|\.\d{{1,{ATTRIBUTION_DIGITS}}})$"),
          f"a decimal in [0, 1] with at most {ATTRIBUTION_DIGITS} decimals"),
+        ("invalid_attribution", "attribution", pl.col("malformed") == "attribution_number",
+         'a decimal string such as "0.25" (a JSON number is refused)'),
         ("attribution_not_output", "attribution", ~blank("attribution") & (use_type != "output"),
          "attribution only on output rows"),
         ("missing_field", "output_id", ~blank("attribution") & blank("output_id"), "the output the attribution belongs to"),

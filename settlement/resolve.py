@@ -54,7 +54,7 @@ def repertoire_covers(contract) -> pl.Expr:
 def glob_pattern(glob: str) -> str:
     """A model-scope glob (`*`, `?`) as an anchored regex for the Rust regex engine."""
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
-    return f"^{body}$"
+    return f"(?s)^{body}$"  # (?s): `*` matches line breaks too, as fnmatch does
 
 
 def scope_stage(contract) -> pl.Expr:
