@@ -71,7 +71,7 @@ def scan_usage_file(path: Path, file_index: int, display: str) -> pl.LazyFrame:
         elif name.endswith((".csv.gz", ".csv.zst")):
             frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False).lazy()
         else:
-            refuse_non_utf8(path, display)
+            refuse_unreadable_text(path, display)
             frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=False)
         present = frame.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -91,13 +91,16 @@ def scan_usage_file(path: Path, file_index: int, display: str) -> pl.LazyFrame:
     ).with_columns(pl.lit(display).alias("file"), pl.lit(file_index, dtype=pl.UInt32).alias("file_index"))
 
 
-def refuse_non_utf8(path: Path, display: str) -> None:
-    """UTF-16 reads as a header of NUL-laced names and no rows: refuse it by its first bytes."""
+def refuse_unreadable_text(path: Path, display: str) -> None:
+    """Refuse, by their first bytes, the CSVs polars would read as no rows at all:
+    UTF-16 (a header of NUL-laced names) and bare-CR line ends (one long header line)."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     first_line = head.split(b"\n", 1)[0]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or first_line.count(b"\x00") * 3 > len(first_line):
         raise InputError(display, "is not UTF-8 (it looks like UTF-16)", expected="a UTF-8 CSV with a header row")
+    if b"\r" in head.rstrip(b"\r") and b"\n" not in head:
+        raise InputError(display, "ends its lines with a bare CR", expected="LF or CRLF line ends")
 
 
 def unreadable(display: str, error: Exception) -> InputError:

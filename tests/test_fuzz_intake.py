@@ -716,8 +716,6 @@ def test_latin1_record_ids_are_not_merged(units):
         assert counts["duplicates"] == 0 and not any(q["reason"] == "conflicting_resend" for q in outcome.quarantine)
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV with bare CR line ends is read as one header line: its records are "
-                                       "silently lost (rows_read 0, nothing quarantined, no error)")
 def test_cr_only_line_ends_lose_no_row():
     data = (HEADER + "\r" + GOOD_LINE + "\r" + GOOD_LINE.replace("g1", "g2") + "\r").encode()
     assert_handled(settle_files({"mac.csv": data}), {"mac.csv": 2})
