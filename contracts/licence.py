@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from fnmatch import fnmatchcase
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -138,6 +137,3 @@ class LicenceContract(Model):
     def weight(self, use_type: str):
         """The use type's weight for usage-based allocation (1 when not given)."""
         return self.weights.get(use_type, 1)
-
-    def covers_model(self, model_id: str) -> bool:
-        return any(fnmatchcase(model_id, pattern) for pattern in self.models)

@@ -311,7 +311,3 @@ def display_name(path: Path, root: Path) -> str:
 def record_hash() -> pl.Expr:
     """A 64-bit hash of the record key; candidates only, confirmed on the real key later."""
     return pl.concat_str(["licensee_id", "record_id"], separator="\x1f").hash(seed=7).alias("record_hash")
-
-
-def output_hash() -> pl.Expr:
-    return pl.concat_str(["licensee_id", "output_id"], separator="\x1f").hash(seed=11).alias("output_hash")
