@@ -367,7 +367,7 @@ def run(folder: Path, period: str, threads: int | None = None, memory_limit: str
         raise Unsupported(f"{over_one} outputs with attribution over 1")
 
     # --- aggregate, resolve, consent
-    con.execute(f"""
+    con.execute("""
         CREATE TEMP TABLE groups AS
         WITH g AS (
             SELECT licensee_id, ref, work_id, use_type, unit, sum(rows) AS rows, sum(units) AS units

@@ -16,7 +16,8 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from contracts.catalogue import Catalogue, load_consent, load_splits, load_works, read_table
+from contracts.catalogue import Catalogue, empty_like_consent, load_consent, load_splits, load_works, read_table
+from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError, MissingInput, UnknownCurrency
 from contracts.licence import LicenceContract
 from contracts.parties import Licensee, RightsHolder
@@ -88,8 +89,6 @@ def require(folder: Path, *names: str) -> Path:
 
 def check_currencies(path_of: dict[str, Path], contracts: list[LicenceContract],
                      holders: dict[str, RightsHolder], policy: DistributionPolicy) -> None:
-    from settlement.money import CURRENCY_EXPONENTS  # the ISO 4217 table lives with money
-
     for contract in contracts:
         if contract.currency not in CURRENCY_EXPONENTS:
             raise UnknownCurrency(contract.currency, str(path_of[contract.contract_id]))
@@ -160,8 +159,6 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
     revenue = load_rows(revenue_path, RevenueReport) if revenue_path.exists() else []
     reference = [policy_path, licensees_path, holders_path, works_path, splits_path,
                  *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
-    from contracts.catalogue import empty_like_consent
-
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
     return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue,
                   usage_files(folder, usage), sorted(reference))

@@ -101,7 +101,7 @@ def write_statements(s: Settlement, out: Path) -> None:
         (out / "statements" / f"{holder_id}.csv").write_bytes((header + "\n".join(body) + "\n").encode("utf-8"))
 
 
-def invoice(charge, s: Settlement) -> dict:
+def invoice(charge) -> dict:
     currency = charge.contract.currency
     return {
         "contract_id": charge.contract.contract_id, "contract_version": charge.contract.version,
@@ -124,7 +124,7 @@ def write_invoices(s: Settlement, out: Path) -> None:
     for charge in s.charges:
         by_licensee.setdefault(charge.contract.licensee_id, []).append(charge)
     for licensee_id, charges in sorted(by_licensee.items()):
-        contracts = [invoice(c, s) for c in sorted(charges, key=lambda c: c.contract.contract_id)]
+        contracts = [invoice(c) for c in sorted(charges, key=lambda c: c.contract.contract_id)]
         write_json(out / "invoices" / f"{licensee_id}.json",
                    {"run_id": s.run_id, "period": s.period.name, "licensee_id": licensee_id,
                     "rules_version": RULES_VERSION, "contracts": contracts})

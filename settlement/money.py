@@ -14,27 +14,8 @@ from fractions import Fraction
 
 import polars as pl
 
+from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import UnknownCurrency
-
-# ISO 4217 minor-unit exponents. Every active code not listed here has 2.
-_EXPONENT_NOT_2 = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0,
-    "KRW": 0, "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0,
-    "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-    "CLF": 4, "UYW": 4,
-}
-_EXPONENT_2 = (
-    "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL "
-    "BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK "
-    "DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG "
-    "HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD "
-    "MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK "
-    "NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD "
-    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH "
-    "USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG"
-).split()
-CURRENCY_EXPONENTS: dict[str, int] = {code: 2 for code in _EXPONENT_2} | _EXPONENT_NOT_2
 
 # polars sums of Int64 wrap silently on overflow (DESIGN.md, "Traps"); every
 # product of an amount and a weight is formed in Int128.

@@ -99,13 +99,12 @@ def match_contracts(groups: pl.DataFrame, contracts: list) -> pl.DataFrame:
 def versions_in_force(keys: pl.DataFrame, splits: pl.DataFrame, at: str) -> pl.DataFrame:
     """For each distinct (work_id, instant `at`), the split version in force then."""
     versions = splits.select("work_id", "version", "valid_from", "valid_to").unique()
-    return (keys.select("work_id", at).unique().join(versions, on="work_id")
-            .filter((pl.col("valid_from") <= pl.col(at)) &
-                    (pl.col("valid_to").is_null() | (pl.col(at) < pl.col("valid_to"))))
+    return (keys.select("work_id", at).unique().join(versions, on="work_id").filter(in_force(at))
             .select("work_id", at, "version"))
 
 
 def in_force(at: str) -> pl.Expr:
+    """A validity range [valid_from, valid_to) holds at the instant in column `at`."""
     return ((pl.col("valid_from") <= pl.col(at)) &
             (pl.col("valid_to").is_null() | (pl.col(at) < pl.col("valid_to"))))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -14,8 +14,6 @@ import ast
 import io
 import json
 import os
-import random
-import shutil
 import tempfile
 from collections import defaultdict
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
