@@ -2,10 +2,10 @@
 
 Level 1 (rule 2) splits each term's rounded amount over its base; level 2
 (rule 3) splits each (work, use type, version) amount over the holders of that
-split version by their exact shares. Both are `largest_remainder` over frames.
-Parts that cannot reach a holder (unknown work, no split in force, or a term
-with no base to split over) take their share at level 1 and go to suspense
-(rule 6).
+split version by their exact shares. Both are `largest_remainder` over frames
+whose keys are lexically ordered Enums (settlement/keys.py). Parts that cannot
+reach a holder (unknown work, no split in force, or a term with no base to
+split over) take their share at level 1 and go to suspense (rule 6).
 """
 
 from __future__ import annotations
@@ -13,78 +13,92 @@ from __future__ import annotations
 import polars as pl
 
 from settlement.intake import ATTRIBUTION_SCALE
+from settlement.keys import NO_BASE, KeyTypes
 from settlement.money import MONEY, largest_remainder
 from settlement.price import weight_scale
 
-NO_BASE = "(no allocation base)"
 BASE_KEY = ["contract_id", "work_key", "use_type", "version", "status", "reason"]
-BASE_SCHEMA = {"contract_id": pl.String, "term_id": pl.String, "work_key": pl.String, "use_type": pl.String,
-               "version": pl.String, "status": pl.String, "reason": pl.String, "weight": MONEY}
+BASE_COLUMNS = ["contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight"]
 
 
-def usage_base(priced: pl.DataFrame, contract) -> pl.DataFrame:
+def usage_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Weighted usage units per (work, use type, version): units × the contract's use-type weight."""
     _, weights = weight_scale(contract)
-    rows = priced.filter(pl.col("contract_id") == contract.contract_id)
-    return rows.group_by(BASE_KEY).agg(
-        (pl.col("units") * pl.col("use_type").replace_strict(weights, default=0, return_dtype=MONEY)).sum()
-        .alias("weight"))
+    weight = pl.col("use_type").cast(pl.String).replace_strict(weights, default=0, return_dtype=MONEY)
+    return rows.group_by(BASE_KEY).agg((pl.col("units") * weight).sum().alias("weight"))
 
 
-def attribution_base(priced: pl.DataFrame, contract) -> pl.DataFrame:
+def attribution_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Output use by attribution share; outputs without attribution count at their weighted units."""
     _, weights = weight_scale(contract)
     fallback = weights.get("output", 0)
-    rows = priced.filter((pl.col("contract_id") == contract.contract_id) & (pl.col("use_type") == "output"))
-    return rows.group_by(BASE_KEY).agg(
+    return rows.filter(pl.col("use_type") == "output").group_by(BASE_KEY).agg(
         (pl.col("attributed_nanos").fill_null(0) * fallback
          + pl.col("unattributed_units").fill_null(0) * ATTRIBUTION_SCALE * fallback).sum().alias("weight"))
 
 
-def per_unit_base(priced: pl.DataFrame, contract, use_type: str, unit: str) -> pl.DataFrame:
-    rows = priced.filter((pl.col("contract_id") == contract.contract_id) & (pl.col("use_type") == use_type)
-                         & (pl.col("unit") == unit))
+def per_unit_base(rows: pl.DataFrame, use_type: str, unit: str) -> pl.DataFrame:
+    rows = rows.filter((pl.col("use_type") == use_type) & (pl.col("unit") == unit))
     return rows.group_by(BASE_KEY).agg(pl.col("units").sum().alias("weight"))
 
 
-def equal_base(works: pl.DataFrame, contract, use_type: str) -> pl.DataFrame:
+def equal_base(works: pl.DataFrame, use_type: str, types: KeyTypes) -> pl.DataFrame:
     """One equal part per work, booked under the term's use type."""
-    return works.select(pl.lit(contract.contract_id).alias("contract_id"), "work_key",
-                        pl.lit(use_type).alias("use_type"), "version", "status", "reason",
-                        pl.lit(1, dtype=MONEY).alias("weight"))
+    return works.select("contract_id", "work_key", pl.lit(use_type).cast(types.use_type).alias("use_type"),
+                        "version", "status", "reason", pl.lit(1, dtype=MONEY).alias("weight"))
 
 
-def term_base(term: dict, contract, priced: pl.DataFrame, covered: pl.DataFrame, used: pl.DataFrame) -> pl.DataFrame:
-    """The rows a term's amount is split over, with integer weights."""
+def term_base(term: dict, contract, rows: pl.DataFrame, covered: pl.DataFrame, used: pl.DataFrame,
+              types: KeyTypes) -> pl.DataFrame:
+    """The rows a term's amount is split over, with integer weights. `rows`, `covered`
+    and `used` are the contract's own."""
     basis = term["basis"]
     if basis == "by_units":
-        base = per_unit_base(priced, contract, term["term_use_type"], term["term_unit"])
+        base = per_unit_base(rows, term["term_use_type"], term["term_unit"])
     elif basis == "by_attribution":
-        base = attribution_base(priced, contract)
+        base = attribution_base(rows, contract)
     elif basis == "per_covered_work":
-        base = equal_base(covered.filter(pl.col("contract_id") == contract.contract_id), contract, term["term_use_type"])
+        base = equal_base(covered, term["term_use_type"], types)
     elif basis == "per_used_work":
-        base = equal_base(used.filter(pl.col("contract_id") == contract.contract_id), contract, term["term_use_type"])
+        base = equal_base(used, term["term_use_type"], types)
     else:
-        base = usage_base(priced, contract)
-    return base.with_columns(pl.lit(term["term_id"]).alias("term_id")).select(BASE_SCHEMA.keys()).cast(BASE_SCHEMA)
+        base = usage_base(rows, contract)
+    return base.with_columns(pl.lit(term["term_id"]).cast(types.term).alias("term_id"),
+                             pl.col("weight").cast(MONEY)).select(BASE_COLUMNS)
 
 
-def no_base_row(term: dict) -> pl.DataFrame:
+def base_schema(types: KeyTypes) -> dict:
+    return {"contract_id": types.contract, "term_id": types.term, "work_key": types.work,
+            "use_type": types.use_type, "version": types.version, "status": pl.String, "reason": pl.String,
+            "weight": MONEY}
+
+
+def no_base_row(term: dict, types: KeyTypes) -> pl.DataFrame:
     return pl.DataFrame([{"contract_id": term["contract_id"], "term_id": term["term_id"], "work_key": NO_BASE,
                           "use_type": term["term_use_type"] or "", "version": None, "status": "suspense",
-                          "reason": "no_allocation_base", "weight": 1}], schema=BASE_SCHEMA)
+                          "reason": "no_allocation_base", "weight": 1}], schema=base_schema(types))
+
+
+def by_contract(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {str(key[0]): part for key, part in frame.partition_by("contract_id", as_dict=True).items()}
 
 
 def level_one(charges: pl.DataFrame, contracts: dict, priced: pl.DataFrame, covered: pl.DataFrame,
-              used: pl.DataFrame) -> pl.DataFrame:
-    """Every term's amount over its base (loop over terms, frames inside)."""
+              used: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
+    """Every term's amount over its base (loop over terms, frames inside; each
+    contract's rows are cut out of the priced usage once)."""
+    schema = base_schema(types)
+    rows_of, covered_of, used_of = by_contract(priced), by_contract(covered), by_contract(used)
+    empty = lambda frame: frame.clear()
     bases = []
     for term in charges.iter_rows(named=True):
-        base = term_base(term, contracts[term["contract_id"]], priced, covered, used).filter(pl.col("weight") > 0)
-        bases.append(base if base.height else no_base_row(term))
+        contract_id = str(term["contract_id"])
+        base = term_base(term, contracts[contract_id], rows_of.get(contract_id, empty(priced)),
+                         covered_of.get(contract_id, empty(covered)), used_of.get(contract_id, empty(used)),
+                         types).filter(pl.col("weight") > 0)
+        bases.append(base if base.height else no_base_row(term, types))
     if not bases:
-        return pl.DataFrame(schema={**BASE_SCHEMA, "amount_minor": MONEY})
+        return pl.DataFrame(schema={**schema, "amount_minor": MONEY})
     parts = pl.concat(bases).join(charges.select("contract_id", "term_id", "amount_minor"),
                                   on=["contract_id", "term_id"])
     split = largest_remainder(parts, group=["contract_id", "term_id"], total="amount_minor", weight="weight",
@@ -93,12 +107,14 @@ def level_one(charges: pl.DataFrame, contracts: dict, priced: pl.DataFrame, cove
 
 
 def level_two(allocated: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
-    """Each accepted (contract, work, use type, version) amount over the holders of the version."""
+    """Each accepted (contract, work, use type, version) amount over the holders of the version.
+    `splits` has the work key as `work_id`, encoded like `allocated`'s `work_key`."""
     key = ["contract_id", "work_key", "use_type", "version"]
     amounts = (allocated.filter(pl.col("status") == "accepted").group_by(key)
-               .agg(pl.col("amount_minor").sum().alias("work_amount_minor")))
+               .agg(pl.col("amount_minor").sum().alias("work_amount_minor"))
+               .with_row_index("_part"))  # one integer group key for the split below
     holders = amounts.join(splits.select(pl.col("work_id").alias("work_key"), "version", "right", "holder_id",
                                          "share", "share_scaled"), on=["work_key", "version"])
-    split = largest_remainder(holders, group=key, total="work_amount_minor", weight="share_scaled",
+    split = largest_remainder(holders, group=["_part"], total="work_amount_minor", weight="share_scaled",
                               tie_break=["holder_id"], out="gross")
-    return split.rename({"work_key": "work_id"})
+    return split.drop("_part").rename({"work_key": "work_id"})

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import polars as pl
 
+from settlement.keys import KeyTypes
 from settlement.money import MONEY, largest_remainder, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
@@ -27,14 +28,15 @@ def half_even_product(amount: pl.Expr, numerator: pl.Expr, denominator: pl.Expr)
     return quotient + up.cast(MONEY)
 
 
-def rate_columns(rates: dict[str, Fraction], key: str, prefix: str) -> pl.DataFrame:
+def rate_columns(rates: dict[str, Fraction], key: str, key_type: pl.DataType, prefix: str) -> pl.DataFrame:
     return pl.DataFrame({key: list(rates), f"{prefix}_num": [r.numerator for r in rates.values()],
                          f"{prefix}_den": [r.denominator for r in rates.values()]},
-                        schema={key: pl.String, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY})
+                        schema={key: key_type, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY})
 
 
-def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction]) -> pl.DataFrame:
-    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", "commission")
+def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction], types: KeyTypes) -> pl.DataFrame:
+    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", types.use_type,
+                         "commission")
     lines = lines.join(rates, on="use_type", how="left").with_columns(
         pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
     return lines.with_columns(
@@ -42,9 +44,9 @@ def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction]) -> pl.
     ).drop("commission_num", "commission_den")
 
 
-def with_withholding(lines: pl.DataFrame, holders: dict) -> pl.DataFrame:
+def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.DataFrame:
     rates = rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()},
-                         "holder_id", "withholding")
+                         "holder_id", types.holder, "withholding")
     group = ["holder_id", "currency"]
     after_commission = (pl.col("gross") - pl.col("commission")).alias("after_commission")
     lines = lines.with_columns(after_commission).join(rates, on="holder_id", how="left")
@@ -60,30 +62,30 @@ def with_withholding(lines: pl.DataFrame, holders: dict) -> pl.DataFrame:
             .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
 
 
-def distribute(lines: pl.DataFrame, policy, holders: dict) -> pl.DataFrame:
+def distribute(lines: pl.DataFrame, policy, holders: dict, types: KeyTypes) -> pl.DataFrame:
     """Holder lines with commission, withholding and net, sorted by the line key."""
     if lines.height == 0:
         return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
-    return with_withholding(with_commission(lines, dict(policy.commission)), holders).sort(LINE_KEY)
+    return with_withholding(with_commission(lines, dict(policy.commission), types), holders, types).sort(LINE_KEY)
 
 
-def thresholds(holders: dict, policy, currencies: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The policy's threshold per currency, and the few holders' own (in their payout currency)."""
     policy_rows = pl.DataFrame({"currency": currencies,
                                 "policy_threshold": [to_minor(policy.thresholds.get(c, 0), c) for c in currencies]},
                                schema={"currency": pl.String, "policy_threshold": MONEY})
     own = [(h.holder_id, h.payout_currency, to_minor(h.payout_threshold, h.payout_currency))
            for h in holders.values() if h.payout_threshold is not None and h.payout_currency in currencies]
-    own_rows = pl.DataFrame(own, schema={"holder_id": pl.String, "currency": pl.String, "own_threshold": MONEY},
+    own_rows = pl.DataFrame(own, schema={"holder_id": types.holder, "currency": pl.String, "own_threshold": MONEY},
                             orient="row")
     return policy_rows, own_rows
 
 
-def balances(lines: pl.DataFrame, holders: dict, policy) -> pl.DataFrame:
+def balances(lines: pl.DataFrame, holders: dict, policy, types: KeyTypes) -> pl.DataFrame:
     """Per holder and currency: totals, threshold, payable and carried forward."""
     totals = lines.group_by("holder_id", "currency").agg(
         pl.col("gross").sum(), pl.col("commission").sum(), pl.col("withholding").sum(), pl.col("net").sum())
-    policy_rows, own_rows = thresholds(holders, policy, sorted(totals["currency"].unique().to_list()))
+    policy_rows, own_rows = thresholds(holders, policy, sorted(totals["currency"].unique().to_list()), types)
     totals = (totals.join(policy_rows, on="currency", how="left").join(own_rows, on=["holder_id", "currency"],
                                                                         how="left")
               .with_columns(pl.coalesce("own_threshold", "policy_threshold").alias("threshold"))

@@ -18,6 +18,7 @@ from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
+from settlement.keys import decoded
 from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
@@ -46,7 +47,7 @@ def prepare_folder(out: Path) -> None:
 
 
 def line_table(s: Settlement) -> pl.DataFrame:
-    return s.lines.with_columns(
+    return decoded(s.lines).with_columns(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"),
         pl.col("version").alias("split_version"), pl.col("units").cast(pl.String),
         *(minor_expr(pl.col(a), pl.col("currency")).alias(a) for a in AMOUNTS),
@@ -76,6 +77,7 @@ def csv_field(column: str) -> pl.Expr:
 def balance_table(balances: pl.DataFrame) -> pl.DataFrame:
     """Per holder and currency: the total record, then threshold, carried forward and payable."""
     money = lambda column: minor_expr(pl.col(column), pl.col("currency"))
+    balances = decoded(balances)
     frames = [balances.select("holder_id", "currency", pl.lit(0).alias("_order"), pl.lit("total").alias("record"),
                               *(money(a).alias(a) for a in AMOUNTS))]
     for order, (record, column) in enumerate(BALANCE_RECORDS.items(), start=1):
@@ -138,7 +140,7 @@ def write_reports(s: Settlement, out: Path) -> None:
     write_csv(out / "quarantine.csv", s.quarantine)
     currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
                                schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
-    amounts = (s.level1.filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
+    amounts = (decoded(s.level1).filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
                .group_by("contract_id", "currency", "work_key", "use_type", "reason")
                .agg(pl.col("amount_minor").sum()))
     usage = (s.groups.filter(pl.col("status") == "suspense")
@@ -164,7 +166,7 @@ def write_reports(s: Settlement, out: Path) -> None:
 
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.DataFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight."""
-    return (s.level1.join(currency_of, on="contract_id")
+    return (decoded(s.level1).join(currency_of, on="contract_id")
             .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
                           pl.col("weight").cast(pl.String))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",

@@ -92,25 +92,29 @@ def largest_remainder(
     Rule 5 of the apportionment rules: each part gets the floor of its exact
     share; the leftover units go one each to the parts with the largest
     remainders; equal remainders go to the smaller `tie_break` key (strings
-    compare as Unicode code points). Parts always sum to the group's total.
+    compare as Unicode code points, so string keys must be strings or lexically
+    ordered Enums). Parts always sum to the group's total.
     `total` must be the same on every row of a group and weights must be >= 0
     with a positive sum; groups with a zero weight sum are the caller's to
     route elsewhere (they have no base to split over).
+
+    Returns the parts sorted by group, then by the order the leftover went in.
+    Every window below runs over a sorted integer group id, which polars
+    evaluates by slices instead of hashing: two sorts do the heavy work.
     """
-    weight_sum = pl.col(weight).cast(MONEY).sum().over(group)
+    ordered = parts.sort([*group, *tie_break], maintain_order=True).with_columns(
+        pl.struct(group).rle_id().alias("_group"))
+    ordered = ordered.with_columns(pl.col("_group").set_sorted())
+    weight_sum = pl.col(weight).cast(MONEY).sum().over("_group")
     product = pl.col(total).cast(MONEY) * pl.col(weight).cast(MONEY)
-    floored = parts.with_columns(
-        (product // weight_sum).alias("_floor"),
-        (product % weight_sum).alias("_remainder"),
-    )
-    ranked = floored.sort(
-        [*group, "_remainder", *tie_break],
-        descending=[False] * len(group) + [True] + [False] * len(tie_break),
-        maintain_order=True,
-    ).with_columns(
-        pl.int_range(pl.len(), dtype=pl.Int64).over(group).alias("_rank"),
-        (pl.col(total).cast(MONEY) - pl.col("_floor").sum().over(group)).alias("_leftover"),
-    )
+    floored = ordered.with_columns((product // weight_sum).alias("_floor"), (product % weight_sum).alias("_remainder"))
+    # within each group: largest remainder first, equal remainders in tie-break order (the current order)
+    ranked = floored.with_row_index("_position").sort(
+        ["_group", "_remainder", "_position"], descending=[False, True, False]
+    ).with_columns(pl.col("_group").set_sorted(), pl.int_range(pl.len(), dtype=pl.Int64).alias("_index"))
     return ranked.with_columns(
+        (pl.col("_index") - pl.col("_index").min().over("_group")).alias("_rank"),
+        (pl.col(total).cast(MONEY) - pl.col("_floor").sum().over("_group")).alias("_leftover"),
+    ).with_columns(
         (pl.col("_floor") + (pl.col("_rank") < pl.col("_leftover")).cast(MONEY)).alias(out)
-    ).drop("_floor", "_remainder", "_rank", "_leftover")
+    ).drop("_group", "_floor", "_remainder", "_position", "_index", "_rank", "_leftover")

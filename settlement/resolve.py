@@ -27,11 +27,18 @@ COVERED = len(SCOPE_REASONS)
 UTC = dt.timezone.utc
 
 
-def resolve_works(groups: pl.DataFrame, catalogue) -> pl.DataFrame:
-    """Attach work_id and kind; unmatched references keep a null work_id."""
-    return (groups.join(catalogue.refs, on="ref", how="left")
-            .join(catalogue.works.select("work_id", "kind"), on="work_id", how="left")
-            .with_columns(pl.col("ref").str.split(":").list.first().alias("scheme")))
+def resolve_works(groups: pl.DataFrame, catalogue, with_kind: bool) -> pl.DataFrame:
+    """Attach work_id (null when the reference is not in the catalogue) and, when a
+    repertoire needs them, the work's kind and the reference's scheme."""
+    groups = groups.join(catalogue.refs, on="ref", how="left")
+    if not with_kind:
+        return groups
+    return (groups.join(catalogue.works.select("work_id", "kind"), on="work_id", how="left")
+            .with_columns(pl.col("ref").str.extract(r"^([^:]*)", 1).alias("scheme")))
+
+
+def repertoire_matters(contracts: list) -> bool:
+    return any(not contract.repertoire.all for contract in contracts)
 
 
 def term_bounds(contract) -> tuple[dt.datetime, dt.datetime]:
@@ -150,17 +157,44 @@ def consent_decisions(keys: pl.DataFrame, catalogue, consent_required: bool, at:
                           .otherwise(pl.lit("no_opt_in")).alias("consent_reason"))
 
 
+def scope(groups: pl.DataFrame, contracts: list) -> pl.DataFrame:
+    """`contract_id` and `scope_reason` of every group, decided once per distinct
+    combination of the columns scope depends on (few: licensees × models ×
+    territories × use types × segments, unless a repertoire names works)."""
+    columns = ["licensee_id", "model_id", "territory", "use_type", "segment_start"]
+    if repertoire_matters(contracts):
+        columns += ["work_id", "kind", "scheme"]
+    combos = match_contracts(groups.select(columns).unique(), contracts)
+    return groups.join(combos, on=columns, how="left", nulls_equal=True)
+
+
+def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.DataFrame:
+    """`consent_reason` of every licensed group of a catalogued work with a split in force.
+
+    Without an opt-in requirement or a signal for the whole repertoire, only
+    works named by a signal, directly or through a holder, can be refused:
+    only their groups are decided (the rest are allowed)."""
+    key = ["work_id", "version", "use_type", "licensee_id", "segment_start"]
+    candidates = pl.col("contract_id").is_not_null() & pl.col("work_id").is_not_null()
+    signals = catalogue.consent
+    if not consent_required and not (signals["subject"] == "all").any():
+        holders = signals.filter(pl.col("subject") == "holder")["subject_id"]
+        named = pl.concat([signals.filter(pl.col("subject") == "work")["subject_id"],
+                           catalogue.splits.filter(pl.col("holder_id").is_in(holders.implode()))["work_id"]])
+        candidates = candidates & pl.col("work_id").is_in(named.unique().implode())
+    decisions = consent_decisions(groups.filter(candidates), catalogue, consent_required, "segment_start")
+    return groups.join(decisions, on=key, how="left", nulls_equal=True)
+
+
 def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required: bool,
              segments: pl.DataFrame) -> pl.DataFrame:
     """Give every usage group its status, reason, contract and split version."""
-    groups = resolve_works(groups.join(segments, on="segment", how="left"), catalogue)
-    groups = match_contracts(groups, contracts)
+    groups = resolve_works(groups.join(segments, on="segment", how="left"), catalogue,
+                           repertoire_matters(contracts))
+    groups = scope(groups, contracts)
     versions = versions_in_force(groups.filter(pl.col("work_id").is_not_null()), catalogue.splits, "segment_start")
     groups = groups.join(versions, on=["work_id", "segment_start"], how="left")
-    candidates = groups.filter(pl.col("contract_id").is_not_null() & pl.col("work_id").is_not_null())
-    decisions = consent_decisions(candidates, catalogue, consent_required, "segment_start")
-    groups = groups.join(decisions, on=["work_id", "version", "use_type", "licensee_id", "segment_start"],
-                         how="left", nulls_equal=True)
+    groups = with_consent(groups, catalogue, consent_required)
     status = (pl.when(pl.col("scope_reason").is_not_null() | pl.col("consent_reason").is_not_null())
               .then(pl.lit("unlicensed"))
               .when(pl.col("work_id").is_null() | pl.col("version").is_null()).then(pl.lit("suspense"))

@@ -16,7 +16,7 @@ from typing import Callable
 import polars as pl
 
 from contracts.loading import Inputs, sha256_file
-from settlement import aggregate, allocate, distribute, price, resolve
+from settlement import aggregate, allocate, distribute, keys, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
 
@@ -114,10 +114,15 @@ def settle(inputs: Inputs, period: Period, clock: str,
     in_term = [c.contract for c in charges]
     covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
     used = resolve.used_works(priced, catalogue, period)
-    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used)
-    level2 = allocate.level_two(level1, catalogue.splits)
-    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders)
-    balances = distribute.balances(lines, inputs.holders, inputs.policy)
+    types = keys.key_types(catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
+                           inputs.holders, contracts, charge_rows["term_id"], catalogue.splits["version"],
+                           inputs.licensees)
+    priced, covered, used, charge_rows, splits = (keys.encoded(frame, types) for frame in
+                                                  (priced, covered, used, charge_rows, catalogue.splits))
+    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used, types)
+    level2 = allocate.level_two(level1, splits)
+    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders, types)
+    balances = distribute.balances(lines, inputs.holders, inputs.policy, types)
     totals = currency_totals(charge_rows, level1, balances)
     accounting = file_accounting(usage.files, groups)
     assert_conserved(charge_rows, level1, lines, totals, accounting)
