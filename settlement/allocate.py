@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from settlement.intake import ATTRIBUTION_SCALE
-from settlement.keys import NO_BASE, KeyTypes
+from settlement.keys import NO_BASE, KeyTypes, grouped, joined
 from settlement.money import MONEY, largest_remainder
 from settlement.price import weight_scale
 
@@ -69,7 +69,7 @@ def term_base(term: dict, contract, rows: pl.DataFrame, covered: pl.DataFrame, u
 
 def base_schema(types: KeyTypes) -> dict:
     return {"contract_id": types.contract, "term_id": types.term, "work_key": types.work,
-            "use_type": types.use_type, "version": types.version, "status": pl.String, "reason": pl.String,
+            "use_type": types.use_type, "version": types.version, "status": types.status, "reason": types.reason,
             "weight": MONEY}
 
 
@@ -110,11 +110,11 @@ def level_two(allocated: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
     """Each accepted (contract, work, use type, version) amount over the holders of the version.
     `splits` has the work key as `work_id`, encoded like `allocated`'s `work_key`."""
     key = ["contract_id", "work_key", "use_type", "version"]
-    amounts = (allocated.filter(pl.col("status") == "accepted").group_by(key)
-               .agg(pl.col("amount_minor").sum().alias("work_amount_minor"))
-               .with_row_index("_part"))  # one integer group key for the split below
-    holders = amounts.join(splits.select(pl.col("work_id").alias("work_key"), "version", "right", "holder_id",
-                                         "share", "share_scaled"), on=["work_key", "version"])
+    amounts = grouped(allocated.filter(pl.col("status") == "accepted"), key,
+                      pl.col("amount_minor").sum().alias("work_amount_minor")
+                      ).with_row_index("_part")  # one integer group key for the split below
+    holders = joined(amounts, splits.select(pl.col("work_id").alias("work_key"), "version", "right", "holder_id",
+                                            "share", "share_scaled"), on=["work_key", "version"])
     split = largest_remainder(holders, group=["_part"], total="work_amount_minor", weight="share_scaled",
                               tie_break=["holder_id"], out="gross")
     return split.drop("_part").rename({"work_key": "work_id"})

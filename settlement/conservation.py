@@ -9,23 +9,23 @@ from __future__ import annotations
 import polars as pl
 
 from contracts.errors import ConservationError
+from settlement.keys import grouped, joined
 
 
 def check_levels(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
     """Every term's parts sum to the term; every work amount's holder parts sum to it."""
     problems = []
     terms = level1.group_by("contract_id", "term_id").agg(pl.col("amount_minor").sum().alias("allocated"))
-    joined = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
+    charged = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
         pl.col("allocated").fill_null(0))
-    for row in joined.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True):
+    for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True):
         problems.append(f"term {row['contract_id']}/{row['term_id']}: charged {row['amount_minor']} "
                         f"!= allocated {row['allocated']}")
     key = ["contract_id", "work_key", "use_type", "version"]
-    works = (level1.filter(pl.col("status") == "accepted").group_by(key)
-             .agg(pl.col("amount_minor").sum().alias("work_amount")))
-    holders = lines.group_by(pl.col("contract_id"), pl.col("work_id").alias("work_key"), "use_type", "version").agg(
-        pl.col("gross").sum().alias("holders_gross"))
-    both = works.join(holders, on=key, how="full", coalesce=True, nulls_equal=True).fill_null(0)
+    works = grouped(level1.filter(pl.col("status") == "accepted"), key,
+                    pl.col("amount_minor").sum().alias("work_amount"))
+    holders = grouped(lines.rename({"work_id": "work_key"}), key, pl.col("gross").sum().alias("holders_gross"))
+    both = joined(works, holders, on=key, how="full").fill_null(0)
     for row in both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10).iter_rows(named=True):
         problems.append(f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
                         f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}")

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import polars as pl
 
-from settlement.keys import KeyTypes
+from settlement.keys import KeyTypes, grouped, joined, sorted_by
 from settlement.money import MONEY, largest_remainder, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
@@ -48,17 +48,16 @@ def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.
     rates = rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()},
                          "holder_id", types.holder, "withholding")
     group = ["holder_id", "currency"]
-    after_commission = (pl.col("gross") - pl.col("commission")).alias("after_commission")
-    lines = lines.with_columns(after_commission).join(rates, on="holder_id", how="left")
-    lines = lines.with_columns(
-        half_even_product(pl.col("after_commission").sum().over(group), pl.col("withholding_num"),
-                          pl.col("withholding_den")).alias("withholding_total"))
+    lines = lines.with_columns((pl.col("gross") - pl.col("commission")).alias("after_commission"))
+    totals = grouped(lines, group, pl.col("after_commission").sum()).join(rates, on="holder_id", how="left")
+    totals = totals.select(*group, half_even_product(pl.col("after_commission"), pl.col("withholding_num"),
+                                                     pl.col("withholding_den")).alias("withholding_total"))
+    lines = joined(lines, totals, on=group, how="left")
     taxed = lines.filter((pl.col("withholding_total") > 0))
     untaxed = lines.filter(pl.col("withholding_total") <= 0).with_columns(pl.lit(0, dtype=MONEY).alias("withholding"))
     spread = largest_remainder(taxed, group=group, total="withholding_total", weight="after_commission",
                                tie_break=LINE_KEY, out="withholding")
-    return (pl.concat([spread, untaxed]).drop("withholding_num", "withholding_den", "withholding_total",
-                                              "after_commission")
+    return (pl.concat([spread, untaxed]).drop("withholding_total", "after_commission")
             .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
 
 
@@ -66,17 +65,18 @@ def distribute(lines: pl.DataFrame, policy, holders: dict, types: KeyTypes) -> p
     """Holder lines with commission, withholding and net, sorted by the line key."""
     if lines.height == 0:
         return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
-    return with_withholding(with_commission(lines, dict(policy.commission), types), holders, types).sort(LINE_KEY)
+    return sorted_by(with_withholding(with_commission(lines, dict(policy.commission), types), holders, types),
+                     LINE_KEY)
 
 
 def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The policy's threshold per currency, and the few holders' own (in their payout currency)."""
     policy_rows = pl.DataFrame({"currency": currencies,
                                 "policy_threshold": [to_minor(policy.thresholds.get(c, 0), c) for c in currencies]},
-                               schema={"currency": pl.String, "policy_threshold": MONEY})
+                               schema={"currency": types.currency, "policy_threshold": MONEY})
     own = [(h.holder_id, h.payout_currency, to_minor(h.payout_threshold, h.payout_currency))
            for h in holders.values() if h.payout_threshold is not None and h.payout_currency in currencies]
-    own_rows = pl.DataFrame(own, schema={"holder_id": types.holder, "currency": pl.String, "own_threshold": MONEY},
+    own_rows = pl.DataFrame(own, schema={"holder_id": types.holder, "currency": types.currency, "own_threshold": MONEY},
                             orient="row")
     return policy_rows, own_rows
 

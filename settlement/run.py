@@ -63,11 +63,11 @@ def file_accounting(files: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
 
 def holder_lines(level2: pl.DataFrame, charges: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
     contracts = charges.select("contract_id", "licensee_id", "currency").unique()
-    units = priced.filter(pl.col("status") == "accepted").group_by(
-        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version").agg(pl.col("units").sum())
-    return (level2.join(contracts, on="contract_id", how="left")
-            .join(units, on=["contract_id", "work_id", "use_type", "version"], how="left")
-            .with_columns(pl.col("units").fill_null(0)))
+    key = ["contract_id", "work_id", "use_type", "version"]
+    units = keys.grouped(priced.filter(pl.col("status") == "accepted").rename({"work_id": "_catalogue_id"})
+                         .rename({"work_key": "work_id"}), key, pl.col("units").sum())
+    lines = keys.joined(level2.join(contracts, on="contract_id", how="left"), units, on=key, how="left")
+    return lines.with_columns(pl.col("units").fill_null(0))
 
 
 def currency_totals(charges: pl.DataFrame, level1: pl.DataFrame, balances: pl.DataFrame) -> dict[str, dict[str, int]]:
@@ -115,7 +115,7 @@ def settle(inputs: Inputs, period: Period, clock: str,
     covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
     used = resolve.used_works(priced, catalogue, period)
     types = keys.key_types(catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
-                           inputs.holders, contracts, charge_rows["term_id"], catalogue.splits["version"],
+                           inputs.holders, contracts, charge_rows["term_id"], catalogue.splits,
                            inputs.licensees)
     priced, covered, used, charge_rows, splits = (keys.encoded(frame, types) for frame in
                                                   (priced, covered, used, charge_rows, catalogue.splits))
