@@ -18,7 +18,7 @@ from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
-from settlement.keys import decoded
+from settlement.keys import decoded, sorted_by
 from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
@@ -46,16 +46,21 @@ def prepare_folder(out: Path) -> None:
     (out / "invoices").mkdir()
 
 
+def currencies(s: Settlement) -> list[str]:
+    return sorted({c.contract.currency for c in s.charges})
+
+
 def line_table(s: Settlement) -> pl.DataFrame:
-    return decoded(s.lines).with_columns(
-        pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"),
-        pl.col("version").alias("split_version"), pl.col("units").cast(pl.String),
-        *(minor_expr(pl.col(a), pl.col("currency")).alias(a) for a in AMOUNTS),
-    ).select(LINE_COLUMNS)
+    """The lines as their CSV shows them: keys as strings, amounts as decimal strings."""
+    return decoded(s.lines.select(
+        pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
+        "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
+        pl.col("units").cast(pl.String),
+        *(minor_expr(pl.col(a), pl.col("currency"), currencies(s)).alias(a) for a in AMOUNTS),
+    ))
 
 
-def write_lines(s: Settlement, out: Path) -> None:
-    table = line_table(s)
+def write_lines(s: Settlement, table: pl.DataFrame, out: Path) -> None:
     write_csv(out / "lines.csv", table)
     minor = s.lines.select(*(pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS))
     table.drop(AMOUNTS).hstack(minor).write_parquet(out / "lines.parquet", statistics=False)
@@ -63,44 +68,68 @@ def write_lines(s: Settlement, out: Path) -> None:
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
                      "share", "currency", "units", *AMOUNTS]
+FREE_TEXT = ("work_id", "title")  # the only statement columns whose values may need CSV quoting
 BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
     "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
+STATEMENT_BATCH_ROWS = 500_000  # rows rendered to Python strings at a time
 
 
 def csv_field(column: str) -> pl.Expr:
     """A value as CSV text: quoted only when it holds a comma, a quote or a line break."""
     text = pl.col(column).cast(pl.String)
     quoted = pl.concat_str(pl.lit('"'), text.str.replace_all('"', '""', literal=True), pl.lit('"'))
-    return pl.when(text.str.contains('[",\r\n]')).then(quoted).otherwise(text).fill_null("")
+    return pl.when(text.str.contains_any([",", '"', "\r", "\n"])).then(quoted).otherwise(text).fill_null("")
 
 
-def balance_table(balances: pl.DataFrame) -> pl.DataFrame:
+def balance_table(s: Settlement) -> pl.DataFrame:
     """Per holder and currency: the total record, then threshold, carried forward and payable."""
-    money = lambda column: minor_expr(pl.col(column), pl.col("currency"))
-    balances = decoded(balances)
-    frames = [balances.select("holder_id", "currency", pl.lit(0).alias("_order"), pl.lit("total").alias("record"),
-                              *(money(a).alias(a) for a in AMOUNTS))]
+    money = lambda column: minor_expr(pl.col(column), pl.col("currency"), currencies(s))
+    holder = [pl.col("holder_id").to_physical().alias("_holder"), pl.col("holder_id").cast(pl.String)]
+    frames = [s.balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(0).alias("_order"),
+                                pl.lit("total").alias("record"), *(money(a).alias(a) for a in AMOUNTS))]
     for order, (record, column) in enumerate(BALANCE_RECORDS.items(), start=1):
-        frames.append(balances.select("holder_id", "currency", pl.lit(order).alias("_order"),
-                                      pl.lit(record).alias("record"), money(column).alias("net")))
+        frames.append(s.balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(order).alias("_order"),
+                                        pl.lit(record).alias("record"), money(column).alias("net")))
     return pl.concat(frames, how="diagonal")
 
 
-def write_statements(s: Settlement, out: Path) -> None:
+def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
+    """Every statement row as CSV text, in statement order: by holder, lines (in line order)
+    before balances. Rows are rendered to one text column first, so the sort moves one
+    string per row; holders sort by their Enum code, which is their lexical order."""
+    work = s.lines.schema["work_id"]
+    titles = s.inputs.catalogue.works.select(pl.col("work_id").cast(work), "title")
+    title = s.lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
+    lines = table.with_columns(title, pl.lit("line").alias("record"))
+    frames = [(lines, s.lines["holder_id"].to_physical(), 0), (balance_table(s), None, 1)]
+    parts = []
+    for frame, holder, section in frames:
+        fields = [pl.lit("") if c not in frame.columns else csv_field(c) if c in FREE_TEXT
+                  else pl.col(c).fill_null("") for c in STATEMENT_COLUMNS]
+        rendered = frame.select(pl.col("_holder") if holder is None else pl.lit(holder).alias("_holder"), "holder_id",
+                                pl.concat_str(fields, separator=",").alias("text"))
+        order = (pl.col("_holder").cast(pl.UInt64) * (1 << 33) + section * (1 << 32)
+                 + pl.int_range(pl.len(), dtype=pl.UInt64))  # holder, then section, then row order
+        parts.append(rendered.with_columns(order.alias("_order")))
+    return pl.concat(parts, how="diagonal_relaxed").sort("_order").drop("_order")
+
+
+def write_statements(s: Settlement, table: pl.DataFrame, out: Path) -> None:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward and payable.
 
-    The rows of every statement are rendered as CSV text in one frame operation;
-    the only loop is over holders, to write their files."""
-    titles = s.inputs.catalogue.works.select("work_id", "title")
-    lines = (line_table(s).join(titles, on="work_id", how="left").with_row_index("_sequence")
-             .with_columns(pl.lit("line").alias("record"), pl.lit(0).alias("_section")))
-    balances = balance_table(s.balances).with_row_index("_sequence").with_columns(pl.lit(1).alias("_section"))
-    rows = pl.concat([lines, balances], how="diagonal").sort("holder_id", "_section", "_sequence")
-    text = rows.select("holder_id", pl.concat_str([csv_field(c) for c in STATEMENT_COLUMNS], separator=",")
-                       .alias("text"))
+    The rows of every statement are rendered as CSV text in frame operations;
+    the only loop is over holders, to write their files, a batch of rows at a time."""
+    rows = statement_rows(s, table)
+    holders = rows.group_by("_holder", maintain_order=True).agg(pl.col("holder_id").first(), pl.len())
     header = ",".join(STATEMENT_COLUMNS) + "\n"
-    for holder_id, body in text.group_by("holder_id", maintain_order=True).agg(pl.col("text")).iter_rows():
+    start, batch, texts = 0, (0, 0), []
+    for holder_id, count in holders.select("holder_id", "len").iter_rows():
+        if start + count > batch[1]:  # render the next batch of rows to Python strings
+            batch = (start, start + max(count, STATEMENT_BATCH_ROWS))
+            texts = rows["text"].slice(*(batch[0], batch[1] - batch[0])).to_list()
+        body = texts[start - batch[0]:start - batch[0] + count]
         (out / "statements" / f"{holder_id}.csv").write_bytes((header + "\n".join(body) + "\n").encode("utf-8"))
+        start += count
 
 
 def invoice(charge) -> dict:
@@ -140,7 +169,7 @@ def write_reports(s: Settlement, out: Path) -> None:
     write_csv(out / "quarantine.csv", s.quarantine)
     currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
                                schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
-    amounts = (decoded(s.level1).filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
+    amounts = (decoded(s.level1.filter(pl.col("status") == "suspense")).join(currency_of, on="contract_id")
                .group_by("contract_id", "currency", "work_key", "use_type", "reason")
                .agg(pl.col("amount_minor").sum()))
     usage = (s.groups.filter(pl.col("status") == "suspense")
@@ -150,7 +179,8 @@ def write_reports(s: Settlement, out: Path) -> None:
                 .join(currency_of, on="contract_id", how="left", suffix="_c")
                 .with_columns(pl.coalesce("currency", "currency_c").alias("currency"))
                 .with_columns(pl.col("rows").fill_null(0), pl.col("units").fill_null(0).cast(pl.String),
-                              minor_expr(pl.col("amount_minor").fill_null(0), pl.col("currency")).alias("amount"))
+                              minor_expr(pl.col("amount_minor").fill_null(0), pl.col("currency"),
+                                         currencies(s)).alias("amount"))
                 .select("contract_id", "work_key", "use_type", "reason", "rows", "units", "currency", "amount")
                 .sort("contract_id", "work_key", "use_type", "reason"))
     write_csv(out / "suspense.csv", suspense)
@@ -166,12 +196,13 @@ def write_reports(s: Settlement, out: Path) -> None:
 
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.DataFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight."""
-    return (decoded(s.level1).join(currency_of, on="contract_id")
-            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency")).alias("amount"),
+    key = ["contract_id", "term_id", "work_key", "use_type", "version"]
+    return (decoded(sorted_by(s.level1, key, nulls_last=True))
+            .join(currency_of, on="contract_id", how="left", maintain_order="left")
+            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s)).alias("amount"),
                           pl.col("weight").cast(pl.String))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
-                    "currency", "amount")
-            .sort("contract_id", "term_id", "work_key", "use_type", "version", nulls_last=True))
+                    "currency", "amount"))
 
 
 def summary(s: Settlement) -> dict:
@@ -208,8 +239,9 @@ def write_manifest(s: Settlement, out: Path) -> None:
 def export(s: Settlement, out: Path) -> dict:
     """Write every output of the run into `out`; return the summary."""
     prepare_folder(out)
-    write_lines(s, out)
-    write_statements(s, out)
+    table = line_table(s)
+    write_lines(s, table, out)
+    write_statements(s, table, out)
     write_invoices(s, out)
     write_reports(s, out)
     data = summary(s)

@@ -83,9 +83,9 @@ def decoded(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(cs.enum().cast(pl.String))
 
 
-def packed_key(frame: pl.DataFrame, columns: list[str]) -> pl.Expr | None:
-    """One UInt64 that orders rows exactly as sorting by `columns` does (nulls first),
-    or None when the columns are not all Enums or do not fit in 64 bits together.
+def packed_key(frame: pl.DataFrame, columns: list[str], nulls_last: bool = False) -> pl.Expr | None:
+    """One UInt64 that orders rows exactly as sorting by `columns` does (nulls first, or
+    last), or None when the columns are not all Enums or do not fit in 64 bits together.
 
     Sorting millions of rows by one integer is several times faster than by six
     columns; each Enum's code (its lexical rank) gets the bits it needs."""
@@ -94,17 +94,19 @@ def packed_key(frame: pl.DataFrame, columns: list[str]) -> pl.Expr | None:
         dtype = frame.schema[column]
         if not isinstance(dtype, pl.Enum):
             return None
-        code = (pl.col(column).to_physical().cast(pl.UInt64) + 1).fill_null(0)  # 0 is null, sorted first
+        size = len(dtype.categories)
+        code = (pl.col(column).to_physical().cast(pl.UInt64) + 1).fill_null(size + 1 if nulls_last else 0)
         parts.append(code * (1 << bits))
-        bits += (len(dtype.categories) + 1).bit_length()
+        bits += (size + 1).bit_length()
     return pl.sum_horizontal(parts) if bits <= 64 else None
 
 
-def sorted_by(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """`frame.sort(columns, maintain_order=True)`, through one packed integer key when it fits."""
-    key = packed_key(frame, columns)
+def sorted_by(frame: pl.DataFrame, columns: list[str], nulls_last: bool = False) -> pl.DataFrame:
+    """`frame.sort(columns, nulls_last=nulls_last, maintain_order=True)`, through one packed
+    integer key when it fits."""
+    key = packed_key(frame, columns, nulls_last)
     if key is None:
-        return frame.sort(columns, maintain_order=True)
+        return frame.sort(columns, nulls_last=nulls_last, maintain_order=True)
     return frame.sort(key, maintain_order=True)
 
 

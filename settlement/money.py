@@ -66,17 +66,28 @@ def format_fraction(value: Fraction, places: int = 12) -> str:
     return text if scaled == rounded else "~" + text
 
 
-def minor_expr(amount: pl.Expr, currency: pl.Expr) -> pl.Expr:
-    """Vectorised `format_minor` over a frame whose rows may mix currencies."""
-    digits = currency.replace_strict(CURRENCY_EXPONENTS, return_dtype=pl.Int64)
-    scale = pl.lit(10, dtype=MONEY).pow(digits)
+def minor_expr(amount: pl.Expr, currency: pl.Expr, currencies: list[str] | None = None) -> pl.Expr:
+    """Vectorised `format_minor` over a frame whose rows may mix currencies. `currencies`
+    (those that can occur) narrows the work to their exponents: with one exponent the
+    formatting is plain integer arithmetic, with no per-row lookup."""
+    exponents = sorted({exponent(c) for c in currencies} if currencies else set(CURRENCY_EXPONENTS.values()))
     magnitude = amount.cast(MONEY).abs()
-    whole = (magnitude // scale).cast(pl.String)
-    part = (magnitude % scale).cast(pl.String).str.zfill(digits)
     sign = pl.when(amount < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.when(digits == 0).then(pl.concat_str(sign, whole)).otherwise(
-        pl.concat_str(sign, whole, pl.lit("."), part)
-    )
+
+    def formatted(digits: int) -> pl.Expr:
+        if digits == 0:
+            return pl.concat_str(sign, magnitude.cast(pl.String))
+        scale = pl.lit(10**digits, dtype=MONEY)
+        return pl.concat_str(sign, (magnitude // scale).cast(pl.String), pl.lit("."),
+                             (magnitude % scale).cast(pl.String).str.zfill(digits))
+
+    if len(exponents) == 1:
+        return formatted(exponents[0])
+    digits = currency.cast(pl.String).replace_strict(CURRENCY_EXPONENTS, return_dtype=pl.Int64)
+    expr = pl.when(digits == exponents[0]).then(formatted(exponents[0]))
+    for other in exponents[1:]:
+        expr = expr.when(digits == other).then(formatted(other))
+    return expr
 
 
 def largest_remainder(
