@@ -155,7 +155,7 @@ def subtract(groups: pl.DataFrame, removed: pl.DataFrame) -> pl.DataFrame:
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
-                    cuts: list[dt.datetime]) -> UsageAggregate:
+                    cuts: list[dt.datetime], canonical: pl.Series | None = None) -> UsageAggregate:
     """Intake and aggregation of every usage file (see the module's docstring)."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
@@ -163,7 +163,7 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         spill = Path(folder) / "rows.parquet"
         validate_to_spill(files, root, period, licensees, spill)
         groups, by_record, by_output, per_file, quarantined = first_pass(spill, cuts)
-        identifiers = intake.identifier_table(groups["work_ref"], ambiguous)
+        identifiers = intake.identifier_table(groups["work_ref"], ambiguous, canonical)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         extra = not_counted(spill, by_record, over, identifiers)
     groups = subtract(groups, group_sums(extra.lazy(), cuts).collect())

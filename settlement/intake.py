@@ -229,11 +229,21 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
     ).select(SPILL_COLUMNS)
 
 
-def identifier_table(work_refs: pl.Series, ambiguous: list[str]) -> pl.DataFrame:
+def identifier_table(work_refs: pl.Series, ambiguous: list[str], canonical: pl.Series | None = None) -> pl.DataFrame:
     """Each distinct raw `work_ref` with its normalised `ref`, or the reason it is refused
-    (`ref_reason`, `ref_expected`): invalid, or naming several catalogue works."""
-    checked = pl.DataFrame({"work_ref": work_refs.unique()}, schema={"work_ref": pl.String}).with_columns(
-        normalised_ref_expr(pl.col("work_ref")).alias("_ref")).unnest("_ref")
+    (`ref_reason`, `ref_expected`): invalid, or naming several catalogue works.
+
+    `canonical` (the catalogue's normalised identifiers) lets references already
+    spelled canonically skip normalisation: normalising is idempotent, so a
+    canonical spelling is its own normal form."""
+    distinct = pl.DataFrame({"work_ref": work_refs.unique()}, schema={"work_ref": pl.String})
+    spelled = (pl.lit(False) if canonical is None
+               else pl.col("work_ref").is_in(canonical.implode()).fill_null(False))
+    known = distinct.filter(spelled).select("work_ref", pl.col("work_ref").alias("ref"),
+                                            pl.lit(None, dtype=pl.String).alias("reason"))
+    checked = (distinct.filter(~spelled).with_columns(normalised_ref_expr(pl.col("work_ref")).alias("_ref"))
+               .unnest("_ref"))
+    checked = pl.concat([known, checked.select("work_ref", "ref", "reason")])
     is_ambiguous = pl.col("ref").is_in(ambiguous)
     return checked.select(
         "work_ref",

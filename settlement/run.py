@@ -104,7 +104,7 @@ def settle(inputs: Inputs, period: Period, clock: str,
     cuts = aggregate.breakpoints(catalogue, contracts, period)
     progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
     usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
-                                      catalogue.ambiguous["ref"].to_list(), cuts)
+                                      catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs["ref"])
     progress("resolve, price, allocate, distribute", usage.rows_read)
     groups = resolve.classify(usage.groups, catalogue, contracts, inputs.policy.consent_required,
                               aggregate.segment_starts(period, cuts))

@@ -452,3 +452,21 @@ def test_scalar_and_polars_agree_at_the_length_limit(raws, length):
     """Refs padded to around REF_LENGTH_MAX get the same answer from both versions."""
     padded = [None if raw is None else raw + "/" * max(length - len(raw), 0) for raw in raws]
     assert_agree(padded)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(valid_refs, mutated(), random_refs), max_size=30), st.data())
+def test_canonical_spellings_skip_normalisation_without_changing_the_table(raws, data):
+    """Intake lets references already spelled as a catalogue identifier skip normalisation;
+    the identifier table is the same as when every reference is normalised."""
+    from settlement.intake import identifier_table
+
+    refs = pl.DataFrame({"raw": raws}, schema={"raw": pl.String}).select(
+        normalised_ref_expr(pl.col("raw")).struct.field("ref"))["ref"].drop_nulls()
+    canonical = pl.Series(data.draw(st.lists(st.sampled_from(refs.to_list()), unique=True)) if len(refs) else [],
+                          dtype=pl.String)
+    work_refs = pl.concat([pl.Series(raws, dtype=pl.String), canonical])
+    ambiguous = canonical.head(1).to_list()
+    full = identifier_table(work_refs, ambiguous).sort("work_ref")
+    shortcut = identifier_table(work_refs, ambiguous, canonical).sort("work_ref")
+    assert shortcut.to_dicts() == full.to_dicts()
