@@ -172,10 +172,7 @@ def write_reports(s: Settlement, out: Path) -> None:
     amounts = (decoded(s.level1.filter(pl.col("status") == "suspense")).join(currency_of, on="contract_id")
                .group_by("contract_id", "currency", "work_key", "use_type", "reason")
                .agg(pl.col("amount_minor").sum()))
-    usage = (s.groups.filter(pl.col("status") == "suspense")
-             .group_by("contract_id", "work_key", "use_type", "reason")
-             .agg(pl.col("rows").sum(), pl.col("units").sum()))
-    suspense = (amounts.join(usage, on=["contract_id", "work_key", "use_type", "reason"], how="full", coalesce=True)
+    suspense = (amounts.join(s.suspense_usage, on=["contract_id", "work_key", "use_type", "reason"], how="full", coalesce=True)
                 .join(currency_of, on="contract_id", how="left", suffix="_c")
                 .with_columns(pl.coalesce("currency", "currency_c").alias("currency"))
                 .with_columns(pl.col("rows").fill_null(0), pl.col("units").fill_null(0).cast(pl.String),
@@ -184,10 +181,7 @@ def write_reports(s: Settlement, out: Path) -> None:
                 .select("contract_id", "work_key", "use_type", "reason", "rows", "units", "currency", "amount")
                 .sort("contract_id", "work_key", "use_type", "reason"))
     write_csv(out / "suspense.csv", suspense)
-    unlicensed = (s.groups.filter(pl.col("status") == "unlicensed")
-                  .group_by("licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason")
-                  .agg(pl.col("rows").sum(), pl.col("units").sum().cast(pl.String))
-                  .rename({"ref": "work_ref"})
+    unlicensed = (s.unlicensed.with_columns(pl.col("units").cast(pl.String)).rename({"ref": "work_ref"})
                   .sort("licensee_id", "work_ref", "use_type", "model_id", "unit", "territory", "reason",
                         nulls_last=True))
     write_csv(out / "unlicensed.csv", unlicensed)

@@ -38,7 +38,8 @@ class Settlement:
     lines: pl.DataFrame
     balances: pl.DataFrame
     quarantine: pl.DataFrame
-    groups: pl.DataFrame
+    suspense_usage: pl.DataFrame  # rows and units in suspense per contract, work key, use type, reason
+    unlicensed: pl.DataFrame      # unlicensed use, as unlicensed.csv shows it
     accounting: pl.DataFrame
     unattributed: pl.DataFrame
     totals: dict[str, dict[str, int]]
@@ -96,6 +97,47 @@ def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Peri
     return f"run-{period.name}-{digest[:16]}"
 
 
+@dataclass(frozen=True)
+class Classified:
+    """What the steps after classification need of the usage groups (which are then released)."""
+
+    priced: pl.DataFrame
+    accounting: pl.DataFrame
+    suspense_usage: pl.DataFrame
+    unlicensed: pl.DataFrame
+
+
+def classified_usage(usage: aggregate.UsageAggregate, inputs: Inputs, period: Period, cuts) -> Classified:
+    groups = resolve.classify(usage.groups, inputs.catalogue, inputs.contracts, inputs.policy.consent_required,
+                              aggregate.segment_starts(period, cuts))
+    suspense = (groups.filter(pl.col("status") == "suspense")
+                .group_by("contract_id", "work_key", "use_type", "reason")
+                .agg(pl.col("rows").sum(), pl.col("units").sum()))
+    unlicensed = (groups.filter(pl.col("status") == "unlicensed")
+                  .group_by("licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason")
+                  .agg(pl.col("rows").sum(), pl.col("units").sum()))
+    return Classified(priced_groups(groups), file_accounting(usage.files, groups), suspense, unlicensed)
+
+
+def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
+              ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Charge rows, level 1, holder lines and balances; intermediate frames are released on return."""
+    catalogue = inputs.catalogue
+    charge_rows = price.charges_frame(charges)
+    in_term = [c.contract for c in charges]
+    covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
+    used = resolve.used_works(priced, catalogue, period)
+    types = keys.key_types(catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
+                           inputs.holders, inputs.contracts, charge_rows["term_id"], catalogue.splits,
+                           inputs.licensees)
+    priced, covered, used, charge_rows, splits = (keys.encoded(frame, types) for frame in
+                                                  (priced, covered, used, charge_rows, catalogue.splits))
+    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used, types)
+    level2 = allocate.level_two(level1, splits)
+    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders, types)
+    return charge_rows, level1, lines, distribute.balances(lines, inputs.holders, inputs.policy, types)
+
+
 def settle(inputs: Inputs, period: Period, clock: str,
            progress: Callable[[str, int], None] = lambda stage, rows: None) -> Settlement:
     """Settle one period. Raises ConservationError if any figure fails to add up.
@@ -106,27 +148,15 @@ def settle(inputs: Inputs, period: Period, clock: str,
     usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
                                       catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs["ref"])
     progress("resolve, price, allocate, distribute", usage.rows_read)
-    groups = resolve.classify(usage.groups, catalogue, contracts, inputs.policy.consent_required,
-                              aggregate.segment_starts(period, cuts))
-    priced = priced_groups(groups)
-    charges = price.price_all(contracts, priced, inputs.revenue, period)
-    charge_rows = price.charges_frame(charges)
-    in_term = [c.contract for c in charges]
-    covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
-    used = resolve.used_works(priced, catalogue, period)
-    types = keys.key_types(catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
-                           inputs.holders, contracts, charge_rows["term_id"], catalogue.splits,
-                           inputs.licensees)
-    priced, covered, used, charge_rows, splits = (keys.encoded(frame, types) for frame in
-                                                  (priced, covered, used, charge_rows, catalogue.splits))
-    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used, types)
-    level2 = allocate.level_two(level1, splits)
-    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders, types)
-    balances = distribute.balances(lines, inputs.holders, inputs.policy, types)
-    totals = currency_totals(charge_rows, level1, balances)
-    accounting = file_accounting(usage.files, groups)
-    assert_conserved(charge_rows, level1, lines, totals, accounting)
+    classified = classified_usage(usage, inputs, period, cuts)
     run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
+    quarantine, unattributed = usage.quarantine, usage.unattributed
+    del usage  # the usage groups are the largest frame; nothing below needs them
+    charges = price.price_all(contracts, classified.priced, inputs.revenue, period)
+    charge_rows, level1, lines, balances = allocated(inputs, period, classified.priced, charges)
+    totals = currency_totals(charge_rows, level1, balances)
+    assert_conserved(charge_rows, level1, lines, totals, classified.accounting)
     warnings = [w for c in charges for w in c.warnings]
-    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, usage.quarantine, groups,
-                      accounting, usage.unattributed, totals, warnings)
+    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, quarantine,
+                      classified.suspense_usage, classified.unlicensed, classified.accounting, unattributed,
+                      totals, warnings)
