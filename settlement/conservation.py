@@ -15,7 +15,7 @@ from settlement.keys import grouped, joined
 def check_levels(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
     """Every term's parts sum to the term; every work amount's holder parts sum to it."""
     problems = []
-    terms = level1.group_by("contract_id", "term_id").agg(pl.col("amount_minor").sum().alias("allocated"))
+    terms = grouped(level1, ["contract_id", "term_id"], pl.col("amount_minor").sum().alias("allocated"))
     charged = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
         pl.col("allocated").fill_null(0))
     for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True):
