@@ -45,8 +45,8 @@ class KeyTypes:
     licensee: pl.Enum
     currency: pl.Enum  # the contracts' currencies
     share: pl.Enum     # the canonical share texts of splits.csv
-    status: pl.Enum = pl.Enum(STATUSES)
-    reason: pl.Enum = pl.Enum(REASONS)
+    status: pl.Enum = lexical_enum(STATUSES)
+    reason: pl.Enum = lexical_enum(REASONS)
     right: pl.Enum = lexical_enum(RIGHTS)
 
     def of(self, column: str) -> pl.Enum | None:
