@@ -111,8 +111,10 @@ def fail_first(frame: pl.DataFrame, bad: pl.Expr, path: Path, field: str, expect
     if failing.height:
         first = failing.row(0, named=True)
         more = f" ({failing.height - 1} more rows fail the same way)" if failing.height > 1 else ""
-        raise InputError(str(path), problem + more, row=first["_row"], field=field,
-                         value=first.get(field), expected=expected)
+        value = first.get(field)
+        if isinstance(value, dt.datetime):  # dates are parsed to instants; show them as written
+            value = value.date().isoformat()
+        raise InputError(str(path), problem + more, row=first["_row"], field=field, value=value, expected=expected)
 
 
 def fail_if_outside(frame: pl.DataFrame, path: Path, field: str, allowed: tuple[str, ...]) -> None:
@@ -224,26 +226,33 @@ def empty_splits() -> pl.DataFrame:
 
 
 def check_versions(frame: pl.DataFrame, path: Path, share_scale: int) -> None:
-    """Each version sums to exactly 1, names a holder once, has one right; versions don't overlap."""
-    fail_first(frame, pl.struct("work_id", "version", "holder_id").is_duplicated(), path, "holder_id",
-               "each holder once per split version", "holder listed twice in one split version")
-    fail_first(frame, pl.col("right").n_unique().over("work_id", "version") > 1, path, "right",
-               "one right per split version", "split version mixes rights")
-    fail_first(frame, pl.col("valid_to").is_not_null() & (pl.col("valid_to") <= pl.col("valid_from")),
-               path, "valid_to", "a date after valid_from")
-    sums = frame.group_by("work_id", "version").agg(
-        pl.col("share_scaled").sum().alias("total"), pl.col("_row").min()
-    ).filter(pl.col("total") != share_scale).sort("_row")
+    """Each version sums to exactly 1, names a holder once, has one right; versions don't overlap.
+
+    One pass over the versions finds whether any rule is broken; only then are the
+    rows searched for the first one that breaks it (catalogues have millions of rows)."""
+    versions = frame.group_by("work_id", "version").agg(
+        pl.len().alias("rows"), pl.col("holder_id").n_unique().alias("holders"),
+        pl.col("right").n_unique().alias("rights"), pl.col("share_scaled").sum().alias("total"),
+        (pl.col("valid_to") <= pl.col("valid_from")).any().alias("backwards"),
+        pl.col("valid_from").first(), pl.col("valid_to").first(), pl.col("_row").min())
+    if (versions["holders"] < versions["rows"]).any():
+        fail_first(frame, pl.struct("work_id", "version", "holder_id").is_duplicated(), path, "holder_id",
+                   "each holder once per split version", "holder listed twice in one split version")
+    if (versions["rights"] > 1).any():
+        fail_first(frame, pl.col("right").n_unique().over("work_id", "version") > 1, path, "right",
+                   "one right per split version", "split version mixes rights")
+    if versions["backwards"].any():
+        fail_first(frame, pl.col("valid_to").is_not_null() & (pl.col("valid_to") <= pl.col("valid_from")),
+                   path, "valid_to", "a date after valid_from", "split version ends before it starts")
+    sums = versions.filter(pl.col("total") != share_scale).sort("_row")
     if sums.height:
         first = sums.row(0, named=True)
         total = parse_exact(f"{first['total']}/{share_scale}")
         raise InputError(str(path), f"shares of work {first['work_id']} from {first['version']} sum to "
                          f"{fraction_text(total)}", row=first["_row"], field="share", expected="shares summing to exactly 1")
-    versions = (frame.group_by("work_id", "version").agg(pl.col("valid_from").first(),
-                                                          pl.col("valid_to").first(), pl.col("_row").min())
-                .sort("work_id", "valid_from")
-                .with_columns(pl.col("valid_from").shift(-1).over("work_id").alias("next_from")))
-    fail_first(versions, pl.col("next_from").is_not_null()
+    ordered = versions.sort("work_id", "valid_from").with_columns(
+        pl.col("valid_from").shift(-1).over("work_id").alias("next_from"))
+    fail_first(ordered, pl.col("next_from").is_not_null()
                & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from"))),
                path, "valid_to", "versions of one work that do not overlap", "split versions overlap")
 

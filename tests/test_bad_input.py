@@ -88,6 +88,25 @@ def splits_short_of_one(folder: Path) -> None:
               SPLIT_COLUMNS)
 
 
+def holder_twice(folder: Path) -> None:
+    write_csv(folder / "splits.csv", split("W2", {"h2": "1"}) + split("W1", {"h1": "0.5"}) * 2, SPLIT_COLUMNS)
+
+
+def rights_mixed(folder: Path) -> None:
+    write_csv(folder / "splits.csv", split("W2", {"h2": "1"}) + split("W1", {"h1": "0.5"})
+              + split("W1", {"h2": "0.5"}, right="recording"), SPLIT_COLUMNS)
+
+
+def split_ends_before_it_starts(folder: Path) -> None:
+    write_csv(folder / "splits.csv", split("W2", {"h2": "1"}) + split("W1", {"h1": "1"}, valid_to="2019-12-31"),
+              SPLIT_COLUMNS)
+
+
+def split_versions_overlap(folder: Path) -> None:
+    write_csv(folder / "splits.csv", split("W2", {"h2": "1"}) + split("W1", {"h1": "1"})
+              + split("W1", {"h2": "1"}, valid_from="2026-10-16"), SPLIT_COLUMNS)
+
+
 @dataclass(frozen=True)
 class ReferenceCase:
     name: str
@@ -108,9 +127,20 @@ REFERENCE_CASES = [
     ReferenceCase("splits sum to 0.9999", splits_short_of_one, "splits.csv",
                   ("row 1", "field 'share'", "work W1", "sum to 0.9999", "expected shares summing to exactly 1")),
 ]
+# Each rewrites splits.csv, so they are not stacked in the precedence test.
+SPLIT_VERSION_CASES = [
+    ReferenceCase("holder twice in a version", holder_twice, "splits.csv",
+                  ("row 2", "field 'holder_id'", "holder listed twice", "expected each holder once per split version")),
+    ReferenceCase("version mixes rights", rights_mixed, "splits.csv",
+                  ("row 2", "field 'right'", "mixes rights", "expected one right per split version")),
+    ReferenceCase("version ends before it starts", split_ends_before_it_starts, "splits.csv",
+                  ("row 2", "field 'valid_to'", "2019-12-31", "expected a date after valid_from")),
+    ReferenceCase("versions overlap", split_versions_overlap, "splits.csv",
+                  ("row 2", "field 'valid_to'", "split versions overlap", "expected versions of one work that do not overlap")),
+]
 
 
-@pytest.mark.parametrize("case", REFERENCE_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", REFERENCE_CASES + SPLIT_VERSION_CASES, ids=lambda c: c.name)
 def test_reference_error_is_one_line_naming_where_and_what(case, tmp_path):
     """A bad reference file stops the run with one `error:` line naming file, field, value and expectation."""
     folder = good_folder(tmp_path / "in")
