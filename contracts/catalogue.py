@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import Field
 
 from contracts.errors import InputError
-from contracts.identifiers import EXPECTED, normalised_ref_expr
+from contracts.identifiers import EXPECTED, WORK_ID_PATTERN, normalised_ref_expr
 from contracts.numbers import Share, fraction_text, parse_exact
 from contracts.parties import Model
 from contracts.vocabulary import RIGHTS, USE_TYPES, WORK_KINDS, ConsentSubject, Right, Signal, WorkKind
@@ -141,8 +141,9 @@ def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     `ambiguous` (ref, works) instead of `refs`."""
     frame = read_table(path)
     require_columns(frame, path, ["work_id", "kind", "title", "identifiers"])
-    fail_first(frame, pl.col("work_id").is_null() | pl.col("work_id").str.contains(r"\s"),
-               path, "work_id", "a non-empty id without spaces")
+    # the same rule as a WORK: reference, so every catalogue identifier is in its normal form
+    fail_first(frame, pl.col("work_id").is_null() | ~pl.col("work_id").str.contains(WORK_ID_PATTERN),
+               path, "work_id", EXPECTED["invalid_work_id"])
     fail_first(frame, pl.col("work_id").is_duplicated(), path, "work_id", "each work_id once",
                "duplicate work id")
     fail_if_outside(frame, path, "kind", WORK_KINDS)

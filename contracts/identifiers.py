@@ -133,6 +133,7 @@ _DEFAULT_PORT = {"http": "80", "https": "443"}
 _REF_RE, _ISRC_RE, _ISWC_RE = _py(_REF), _py(_ISRC), _py(_ISWC)
 _ISBN10_RE, _ISBN13_RE, _DOI_RE = _py(_ISBN10), _py(_ISBN13), _py(_DOI)
 _ISCC_PREFIX_RE, _ISCC_RE, _WORK_RE = _py(_ISCC_PREFIX), _py(_ISCC), _py(_WORK)
+WORK_ID_PATTERN = _rs(_WORK)  # a catalogue work id: exactly what a WORK: reference accepts
 _URL_RE, _TRACKING_RE = _py(_URL), _py(_TRACKING)
 
 

@@ -125,6 +125,9 @@ def joined(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str = "i
     same = all(left.schema[c] == right.schema[c] for c in on)
     if left_key is None or right_key is None or not same:
         return left.join(right, on=on, how=how, nulls_equal=True, coalesce=True)
-    return (left.with_columns(left_key.alias("_key"))
-            .join(right.with_columns(right_key.alias("_key")).drop(on), on="_key", how=how, coalesce=True)
-            .drop("_key"))
+    left, right = left.with_columns(left_key.alias("_key")), right.with_columns(right_key.alias("_key"))
+    if how != "full":
+        return left.join(right.drop(on), on="_key", how=how).drop("_key")
+    both = left.join(right.rename({c: f"{c}_right" for c in on}), on="_key", how="full", coalesce=True)
+    return both.with_columns(pl.coalesce(c, f"{c}_right").alias(c) for c in on).drop(
+        "_key", *(f"{c}_right" for c in on))

@@ -119,7 +119,8 @@ def largest_remainder(
     weight_sum = pl.col(weight).cast(MONEY).sum().over("_group")
     product = pl.col(total).cast(MONEY) * pl.col(weight).cast(MONEY)
     floored = ordered.with_columns((product // weight_sum).alias("_floor"), (product % weight_sum).alias("_remainder"))
-    if floored.height and floored["_remainder"].max() < 1 << 63:
+    largest = floored["_remainder"].max()
+    if largest is not None and largest < 1 << 63:
         floored = floored.with_columns(pl.col("_remainder").cast(pl.Int64))  # sorts much faster than Int128
     # within each group: largest remainder first, equal remainders in tie-break order (the current
     # order, which a stable sort keeps)

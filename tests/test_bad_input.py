@@ -79,6 +79,12 @@ def unknown_currency(folder: Path) -> None:
     replace_in(folder / "contracts" / "C1.yaml", "currency: EUR", "currency: XYZ")
 
 
+def work_id_too_long(folder: Path) -> None:
+    text = (folder / "works.csv").read_text(encoding="utf-8")
+    assert "\nW2," in text
+    (folder / "works.csv").write_text(text.replace("\nW2,", "\n" + "W" * 129 + ","), encoding="utf-8")
+
+
 def bad_iswc_check_digit(folder: Path) -> None:
     replace_in(folder / "works.csv", "T-034.524.680-1", "T-034.524.680-2")
 
@@ -121,6 +127,8 @@ REFERENCE_CASES = [
                   ("field 'terms.0.per_unit.rate'", "= 0.4", "is a float", "write exact numbers as strings")),
     ReferenceCase("unknown currency", unknown_currency, "contracts/C1.yaml",
                   ("field 'currency'", "= 'XYZ'", "unknown currency", "expected an ISO 4217 code")),
+    ReferenceCase("work id of 129 characters", work_id_too_long, "works.csv",
+                  ("row 2", "field 'work_id'", "WWWW", "expected a catalogue work id: 1-128 characters, no spaces")),
     ReferenceCase("ISWC check digit", bad_iswc_check_digit, "works.csv",
                   ("row 1", "field 'identifiers'", "= 'ISWC:T-034.524.680-2'", "invalid_iswc",
                    "expected an ISWC like T-034.524.680-1 with a valid check digit")),

@@ -50,9 +50,12 @@ def test_grouped_is_group_by(frame):
 @settings(max_examples=80, deadline=None)
 @given(keyed_frames(), st.sampled_from(["inner", "left", "full"]))
 def test_joined_is_join_with_equal_nulls(frame, how):
-    right = frame.group_by(COLUMNS).agg(pl.col("value").max().alias("other")).head(3)
-    expected = frame.join(right, on=COLUMNS, how=how, nulls_equal=True, coalesce=True)
-    actual = joined(frame, right, on=COLUMNS, how=how)
+    """Keys only on the left, only on the right, on both, and null keys all come out as a join's."""
+    half = frame.height // 2
+    left = frame.head(half)
+    right = frame.tail(frame.height - half).group_by(COLUMNS).agg(pl.col("value").max().alias("other"))
+    expected = left.join(right, on=COLUMNS, how=how, nulls_equal=True, coalesce=True)
+    actual = joined(left, right, on=COLUMNS, how=how)
     order = [*COLUMNS, "value", "other"]
     assert as_text(actual).select(order).sort(order).equals(as_text(expected).select(order).sort(order))
 
