@@ -24,7 +24,7 @@ BASE_COLUMNS = ["contract_id", "term_id", "work_key", "use_type", "version", "st
 def usage_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Weighted usage units per (work, use type, version): units × the contract's use-type weight."""
     _, weights = weight_scale(contract)
-    weight = pl.col("use_type").cast(pl.String).replace_strict(weights, default=0, return_dtype=MONEY)
+    weight = pl.col("use_type").replace_strict(weights, default=0, return_dtype=MONEY)
     return rows.group_by(BASE_KEY).agg((pl.col("units") * weight).sum().alias("weight"))
 
 

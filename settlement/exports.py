@@ -100,17 +100,16 @@ def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
     work = s.lines.schema["work_id"]
     titles = s.inputs.catalogue.works.select(pl.col("work_id").cast(work), "title")
     title = s.lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
-    lines = table.with_columns(title, pl.lit("line").alias("record"))
-    frames = [(lines, s.lines["holder_id"].to_physical(), 0), (balance_table(s), None, 1)]
+    lines = table.with_columns(title, pl.lit("line").alias("record"),
+                               s.lines["holder_id"].to_physical().alias("_holder"))
     parts = []
-    for frame, holder, section in frames:
+    for section, frame in enumerate((lines, balance_table(s))):
         fields = [pl.lit("") if c not in frame.columns else csv_field(c) if c in FREE_TEXT
                   else pl.col(c).fill_null("") for c in STATEMENT_COLUMNS]
-        rendered = frame.select(pl.col("_holder") if holder is None else pl.lit(holder).alias("_holder"), "holder_id",
-                                pl.concat_str(fields, separator=",").alias("text"))
         order = (pl.col("_holder").cast(pl.UInt64) * (1 << 33) + section * (1 << 32)
                  + pl.int_range(pl.len(), dtype=pl.UInt64))  # holder, then section, then row order
-        parts.append(rendered.with_columns(order.alias("_order")))
+        parts.append(frame.with_columns(order.alias("_order")).select(
+            "_holder", "holder_id", pl.concat_str(fields, separator=",").alias("text"), "_order"))
     return pl.concat(parts, how="diagonal_relaxed").sort("_order").drop("_order")
 
 

@@ -283,7 +283,8 @@ def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
     ).with_columns(
         pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("conflicting_resend")).otherwise("reason").alias("reason"),
         pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("record_id")).otherwise("field").alias("field"),
-        pl.when(pl.col("copy") == "conflicting_resend").then(pl.col("record_id")).otherwise("value").alias("value"),
+        pl.when(pl.col("copy") == "conflicting_resend").then(pl.col("record_id").str.slice(0, VALUE_LENGTH_MAX))
+        .otherwise("value").alias("value"),
         pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("a re-send identical to the copy first sent"))
         .otherwise("expected").alias("expected"),
     )

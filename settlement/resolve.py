@@ -157,12 +157,12 @@ def consent_decisions(keys: pl.DataFrame, catalogue, consent_required: bool, at:
                           .otherwise(pl.lit("no_opt_in")).alias("consent_reason"))
 
 
-def scope(groups: pl.DataFrame, contracts: list) -> pl.DataFrame:
+def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     """`contract_id` and `scope_reason` of every group, decided once per distinct
     combination of the columns scope depends on (few: licensees × models ×
     territories × use types × segments, unless a repertoire names works)."""
     columns = ["licensee_id", "model_id", "territory", "use_type", "segment_start"]
-    if repertoire_matters(contracts):
+    if by_work:
         columns += ["work_id", "kind", "scheme"]
     combos = match_contracts(groups.select(columns).unique(), contracts)
     return groups.join(combos, on=columns, how="left", nulls_equal=True)
@@ -189,9 +189,9 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
 def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required: bool,
              segments: pl.DataFrame) -> pl.DataFrame:
     """Give every usage group its status, reason, contract and split version."""
-    groups = resolve_works(groups.join(segments, on="segment", how="left"), catalogue,
-                           repertoire_matters(contracts))
-    groups = scope(groups, contracts)
+    by_work = repertoire_matters(contracts)  # a repertoire names works or kinds: scope depends on the work
+    groups = scope(resolve_works(groups.join(segments, on="segment", how="left"), catalogue, by_work),
+                   contracts, by_work)
     versions = versions_in_force(groups.filter(pl.col("work_id").is_not_null()), catalogue.splits, "segment_start")
     groups = groups.join(versions, on=["work_id", "segment_start"], how="left")
     groups = with_consent(groups, catalogue, consent_required)

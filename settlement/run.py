@@ -65,8 +65,9 @@ def file_accounting(files: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
 def holder_lines(level2: pl.DataFrame, charges: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
     contracts = charges.select("contract_id", "licensee_id", "currency").unique()
     key = ["contract_id", "work_id", "use_type", "version"]
-    units = keys.grouped(priced.filter(pl.col("status") == "accepted").rename({"work_id": "_catalogue_id"})
-                         .rename({"work_key": "work_id"}), key, pl.col("units").sum())
+    accepted = priced.filter(pl.col("status") == "accepted").select(
+        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version", "units")
+    units = keys.grouped(accepted, key, pl.col("units").sum())
     lines = keys.joined(level2.join(contracts, on="contract_id", how="left"), units, on=key, how="left")
     return lines.with_columns(pl.col("units").fill_null(0))
 

@@ -403,6 +403,43 @@ def test_holder_opt_out_and_use_type_opt_out_make_usage_unlicensed_and_uncharged
     assert out.summary["currencies"]["EUR"]["charged"] == "4.50"
 
 
+def test_opt_in_requirement_and_repertoire_wide_opt_out_decide_every_work(tmp_path):
+    """With consent required, only opted-in use is licensed; an opt-out for the whole repertoire
+    blocks its use type for every work. (Neither may take the shortcut that decides only works
+    a signal names.)"""
+    # Opt-in by W1 (work) and by h3 (W3's only holder); W2 has no opt-in -> no_opt_in.
+    # `all` opts out of ground: W1 ground 50 -> opted_out, although W1 opted in.
+    # Charged: train W1 100 + W3 300 = 400 tokens × 0.01 = 4.00. Rows: 4 read = 2 accepted + 2 unlicensed.
+    consent = ("subject,subject_id,use_type,licensee_id,signal,valid_from,valid_to\n"
+               "work,W1,*,,opt_in,2026-01-01,\n"
+               "holder,h3,*,,opt_in,2026-01-01,\n"
+               "all,,ground,,opt_out,2026-01-01,\n")
+    out = run(tmp_path,
+              policy={**POLICY, "consent_required": True},
+              holders=[holder("h1"), holder("h2"), holder("h3")],
+              works=[work("W1"), work("W2"), work("W3")],
+              splits=split("W1", {"h1": "1"}) + split("W2", {"h2": "1"}) + split("W3", {"h3": "1"}),
+              raw={"consent.csv": consent},
+              contracts=[contract([per_unit("tokens", "0.01"),
+                                   per_unit("requests", "0.01", use_type="ground", unit="request")],
+                                  use_types=["train", "ground"])],
+              usage_files={"u.csv": [usage("r1", "WORK:W1", 100),
+                                     usage("r2", "WORK:W2", 200),
+                                     usage("r3", "WORK:W3", 300),
+                                     usage("r4", "WORK:W1", 50, use_type="ground", unit="request")]})
+    assert [(r["work_id"], r["use_type"], r["reason"], r["units"]) for r in out.table("unlicensed.csv")] == [
+        ("W1", "ground", "opted_out", "50"),
+        ("W2", "train", "no_opt_in", "200"),
+    ]
+    assert out.lines("work_id", "use_type", "holder_id", "gross") == [
+        ("W1", "train", "h1", "1.00"),
+        ("W3", "train", "h3", "3.00"),
+    ]
+    rows = out.summary["rows"]
+    assert (rows["rows_read"], rows["accepted"], rows["unlicensed"]) == (4, 2, 2)
+    assert out.summary["currencies"]["EUR"]["charged"] == "4.00"
+
+
 def test_unknown_work_is_charged_and_held_in_suspense(tmp_path):
     """Usage of a work not in the catalogue takes its level-1 part, which is held in suspense."""
     # 300 tokens × 0.01 = 3.00: W1 100 -> 1.00 to h1; ISRC:USRC17607839 (not catalogued) 200 -> 2.00 suspense.
