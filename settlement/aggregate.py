@@ -1,23 +1,24 @@
 """Aggregation: usage rows → one row per usage group, streaming, in bounded memory.
 
-A group is (file, licensee, model, work reference, use type, unit, territory,
-segment). A *segment* is a stretch of the period in which no split, consent
-signal or contract starts or ends, so everything decided after aggregation
-(which split is in force, whether consent holds, which contract covers the use)
-is decided once per group and is exact for every row in it. `file` stays in
-the key so that every file's rows can be accounted for.
+A group is (file, licensee, model, normalised work reference, use type, unit,
+territory, segment). A *segment* is a stretch of the period in which no split,
+consent signal or contract starts or ends, so everything decided after
+aggregation (which split is in force, whether consent holds, which contract
+covers the use) is decided once per group and is exact for every row in it.
+`file` stays in the key so that every file's rows can be accounted for.
 
 Only this module and intake see raw rows, and they never hold them all:
 
 1. validate: one streaming pass over the usage files writes every row, typed
    and with its quarantine reason, to Parquet spill parts (validation is the
    expensive part and runs once);
-2. pass 1 over the spill: aggregate the valid rows by group, count rows per
-   file, collect the quarantined rows, and find *candidates*: record keys whose
-   64-bit hash occurs twice (possible re-sends) and outputs whose attribution
-   sums past 1 while re-sends still count;
-3. identifiers: normalise each distinct raw `work_ref` once (there are far
-   fewer than rows); refused ones make their rows candidates too;
+2. codes: the distinct values of the key's text columns among valid rows, and
+   each distinct raw `work_ref` normalised once (there are far fewer than
+   rows); refused references make their rows candidates (step 4);
+3. pass 1 over the spill: aggregate the valid rows by their coded group key,
+   count rows per file, collect the quarantined rows, and find *candidates*:
+   record keys whose 64-bit hash occurs twice (possible re-sends) and outputs
+   whose attribution sums past 1 while re-sends still count;
 4. pass 2: read only the candidates' rows (a few percent), settle them exactly
    on the real keys in memory, and subtract every row that does not count
    (re-sends, conflicting re-sends, refused identifiers, over-attributed
@@ -39,9 +40,11 @@ import polars as pl
 from settlement import intake
 from settlement.money import MONEY
 
-GROUP_KEY = ["file_index", "licensee_id", "model_id", "work_ref", "use_type", "unit", "territory", "segment"]
+GROUP_KEY = ["file_index", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
 SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
+TEXT_KEY = ["licensee_id", "model_id", "work_ref", "use_type", "unit", "territory"]
 SLICE_ROWS = 1_000_000  # Parquet rows validated at once (see validate_to_spill)
+KEY_BITS = 64  # the packed group key (see GroupCodes)
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,94 @@ def segment_of(occurred: pl.Expr, cuts: list[dt.datetime]) -> pl.Expr:
     return pl.sum_horizontal([(occurred >= pl.lit(cut)).cast(pl.UInt32) for cut in cuts]).cast(pl.UInt32)
 
 
-def group_sums(rows: pl.LazyFrame, cuts: list[dt.datetime]) -> pl.LazyFrame:
-    """Sum rows per group. Units are summed in Int128: Int64 sums wrap silently."""
+def sums() -> list[pl.Expr]:
+    """A group's sums. Units are summed in Int128: Int64 sums wrap silently."""
     attributed = pl.col("attribution_nanos").is_not_null()
     units = pl.col("units_count").cast(MONEY)
-    return rows.with_columns(segment_of(pl.col("occurred"), cuts).alias("segment")).group_by(GROUP_KEY).agg(
+    return [
         pl.len().cast(pl.Int64).alias("rows"),
         units.sum().alias("units"),
         (units * pl.col("attribution_nanos").cast(MONEY)).filter(attributed).sum().alias("attributed_nanos"),
         units.filter(~attributed).sum().alias("unattributed_units"),
         pl.col("attribution_nanos").cast(MONEY).sum().alias("attribution_nanos"),
-    )
+    ]
+
+
+@dataclass(frozen=True)
+class GroupCodes:
+    """Small-integer codes for the group key, so that pass 1 hashes one integer per row
+    instead of eight columns of text (most of its time and memory).
+
+    Each text column's code is 1 + the index of its value among `values[column]`
+    (0 for null); the reference's code is that of its normalised form, so spellings
+    of one identifier share a group, and refused references share code 0 (all their
+    rows are subtracted in pass 2). The codes are packed into one UInt64 when they
+    fit, and grouped on side by side when they do not."""
+
+    values: dict[str, pl.Series]  # text column → its distinct values among valid rows
+    identifiers: pl.DataFrame     # intake.identifier_table of the valid rows' references
+    files: int
+    cuts: list[dt.datetime]
+
+    def widths(self) -> dict[str, int]:
+        counts = {"file_index": self.files, "segment": len(self.cuts) + 1}
+        return {column: max((counts[column] - 1).bit_length(), 1) if column in counts
+                else len(self.values[column]).bit_length() for column in GROUP_KEY}
+
+    def packed(self) -> bool:
+        return sum(self.widths().values()) <= KEY_BITS
+
+    def code(self, column: str) -> pl.Expr:
+        if column == "file_index":
+            return pl.col("file_index").cast(pl.UInt64)
+        if column == "segment":
+            return segment_of(pl.col("occurred"), self.cuts).cast(pl.UInt64)
+        source, old, new = column, self.values[column], pl.int_range(1, len(self.values[column]) + 1, eager=True)
+        if column == "ref":
+            refs = self.identifiers.select("work_ref", pl.col("ref").replace_strict(
+                self.values["ref"], new, default=0, return_dtype=pl.UInt64).fill_null(0))
+            source, old, new = "work_ref", refs["work_ref"], refs["ref"]
+        return pl.col(source).replace_strict(old, new, default=0, return_dtype=pl.UInt64).fill_null(0)
+
+    def key(self) -> list[pl.Expr]:
+        if not self.packed():
+            return [self.code(column).alias(f"_{column}") for column in GROUP_KEY]
+        shift, parts = 0, []
+        for column, width in reversed(self.widths().items()):
+            parts.append(self.code(column) * (1 << shift))
+            shift += width
+        return [pl.sum_horizontal(parts).alias("_key")]
+
+    def key_columns(self) -> list[str]:
+        return ["_key"] if self.packed() else [f"_{column}" for column in GROUP_KEY]
+
+    def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
+        """The groups with their key columns as values again."""
+        unpacked, shift = {}, 0
+        for column, width in reversed(self.widths().items()):
+            unpacked[column] = ((pl.col("_key") // (1 << shift)) % (1 << width) if self.packed()
+                                else pl.col(f"_{column}"))
+            shift += width
+        codes = groups.select(**unpacked)
+        columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
+        columns += [self.values[c].gather(codes[c].replace(0, None) - 1).alias(c)
+                    for c in GROUP_KEY if c in self.values]
+        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, *SUMS)
+
+
+def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],
+                canonical: pl.Series | None) -> GroupCodes:
+    """One pass over the valid rows' text key columns: their distinct values, and the identifier table."""
+    valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
+    distinct = pl.collect_all([valid.select(pl.col(c).unique()) for c in TEXT_KEY])
+    values = {c: frame[c].drop_nulls().sort() for c, frame in zip(TEXT_KEY, distinct)}
+    identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, canonical)
+    values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
+    return GroupCodes(values, identifiers, files, cuts)
+
+
+def group_sums(rows: pl.LazyFrame, codes: GroupCodes) -> pl.LazyFrame:
+    return rows.group_by(codes.key()).agg(sums())
 
 
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> list[Path]:
@@ -128,7 +208,7 @@ def slices(scan: pl.LazyFrame, path: Path):
     yield scan.slice(starts[-1] if starts else 0)
 
 
-def first_pass(spill: list[Path], cuts: list[dt.datetime]) -> list[pl.DataFrame]:
+def first_pass(spill: list[Path], codes: GroupCodes) -> list[pl.DataFrame]:
     rows = pl.scan_parquet(spill)
     valid = rows.filter(pl.col("reason").is_null())
     by_record = (valid.select(intake.record_hash()).group_by("record_hash").agg(pl.len())
@@ -141,7 +221,7 @@ def first_pass(spill: list[Path], cuts: list[dt.datetime]) -> list[pl.DataFrame]
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    return pl.collect_all([group_sums(valid, cuts), by_record, by_output, per_file, quarantined])
+    return pl.collect_all([group_sums(valid, codes), by_record, by_output, per_file, quarantined])
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
@@ -160,11 +240,11 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     return settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
 
 
-def subtract(groups: pl.DataFrame, removed: pl.DataFrame) -> pl.DataFrame:
+def subtract(groups: pl.DataFrame, removed: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     """Groups less the rows that do not count; groups left with no rows disappear."""
     if removed.height == 0:
         return groups
-    joined = groups.join(removed, on=GROUP_KEY, how="left", nulls_equal=True, suffix="_removed")
+    joined = groups.join(removed, on=key, how="left", suffix="_removed")
     return joined.with_columns(
         (pl.col(s) - pl.col(f"{s}_removed").fill_null(0)).alias(s) for s in SUMS
     ).drop([f"{s}_removed" for s in SUMS]).filter(pl.col("rows") > 0)
@@ -177,13 +257,12 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder))
-        groups, by_record, by_output, per_file, quarantined = first_pass(spill, cuts)
-        identifiers = intake.identifier_table(groups["work_ref"], ambiguous, canonical)
+        codes = group_codes(spill, len(files), ambiguous, cuts, canonical)
+        groups, by_record, by_output, per_file, quarantined = first_pass(spill, codes)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
-        extra = not_counted(spill, by_record, over, identifiers)
-    groups = subtract(groups, group_sums(extra.lazy(), cuts).collect())
-    groups = (groups.join(identifiers.select("work_ref", "ref"), on="work_ref", how="left")
-              .join(names, on="file_index").drop("file_index"))
+        extra = not_counted(spill, by_record, over, codes.identifiers)
+    groups = subtract(groups, group_sums(extra.lazy(), codes).collect(), codes.key_columns())
+    groups = codes.decoded(groups).join(names, on="file_index").drop("file_index")
     late = extra.filter(pl.col("reason").is_not_null())
     quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(names, on="file_index")
                   .select(intake.QUARANTINE_COLUMNS).sort("file", "row"))
