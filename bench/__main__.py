@@ -47,7 +47,8 @@ def measure(command: list[str], log: Path, env: dict | None = None, timeout: flo
     started = time.perf_counter()
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        timer = threading.Timer(timeout, process.kill) if timeout else None
+        fired = threading.Event()  # a kill by the timer, not by the kernel's OOM killer (both are SIGKILL)
+        timer = threading.Timer(timeout, lambda: (fired.set(), process.kill())) if timeout else None
         if timer:
             timer.start()
         try:
@@ -57,7 +58,7 @@ def measure(command: list[str], log: Path, env: dict | None = None, timeout: flo
                 timer.cancel()
     process.returncode = code = os.waitstatus_to_exitcode(status)
     return {"wall_s": time.perf_counter() - started, "peak_rss_bytes": usage.ru_maxrss * 1024, "exit": code,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "timed_out": bool(timer and code == -9), "log": str(log),
+            "cpu_s": usage.ru_utime + usage.ru_stime, "timed_out": fired.is_set(), "log": str(log),
             "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
@@ -185,7 +186,10 @@ def seconds(run: dict | None) -> str:
     if run is None:
         return "-"
     text = f"{run['wall_s']:.1f}"
-    return text if run["exit"] == 0 else text + (" (timeout)" if run["timed_out"] else f" (exit {run['exit']})")
+    if run["exit"] == 0:
+        return text
+    return text + (" (timeout)" if run["timed_out"] else " (killed: out of memory?)" if run["exit"] == -9
+                   else f" (exit {run['exit']})")
 
 
 def print_table(results: list[dict]) -> None:
