@@ -68,10 +68,10 @@ def write_lines(s: Settlement, table: pl.DataFrame, out: Path) -> None:
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
                      "share", "currency", "units", *AMOUNTS]
+STATEMENT_BATCH_ROWS = 1_000_000  # statement rows joined into per-holder bodies at a time
 FREE_TEXT = ("work_id", "title")  # the only statement columns whose values may need CSV quoting
 BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
     "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
-STATEMENT_BATCH_ROWS = 500_000  # rows rendered to Python strings at a time
 
 
 def csv_field(column: str) -> pl.Expr:
@@ -116,19 +116,26 @@ def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
 def write_statements(s: Settlement, table: pl.DataFrame, out: Path) -> None:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward and payable.
 
-    The rows of every statement are rendered as CSV text in frame operations;
-    the only loop is over holders, to write their files, a batch of rows at a time."""
+    The rows of every statement are rendered as CSV text and joined into one
+    body per holder in frame operations, a batch of holders at a time; the only
+    loop is over holders, to write their files."""
     rows = statement_rows(s, table)
-    holders = rows.group_by("_holder", maintain_order=True).agg(pl.col("holder_id").first(), pl.len())
     header = ",".join(STATEMENT_COLUMNS) + "\n"
-    start, batch, texts = 0, (0, 0), []
-    for holder_id, count in holders.select("holder_id", "len").iter_rows():
-        if start + count > batch[1]:  # render the next batch of rows to Python strings
-            batch = (start, start + max(count, STATEMENT_BATCH_ROWS))
-            texts = rows["text"].slice(*(batch[0], batch[1] - batch[0])).to_list()
-        body = texts[start - batch[0]:start - batch[0] + count]
-        (out / "statements" / f"{holder_id}.csv").write_bytes((header + "\n".join(body) + "\n").encode("utf-8"))
-        start += count
+    for batch in holder_batches(rows):
+        bodies = batch.group_by("_holder", maintain_order=True).agg(pl.col("holder_id").first(),
+                                                                    pl.col("text").str.join("\n"))
+        for holder_id, body in bodies.select("holder_id", "text").iter_rows():
+            (out / "statements" / f"{holder_id}.csv").write_bytes((header + body + "\n").encode("utf-8"))
+
+
+def holder_batches(rows: pl.DataFrame):
+    """Consecutive slices of `rows` (sorted by holder) of about STATEMENT_BATCH_ROWS, never splitting a holder."""
+    ends = rows.group_by("_holder", maintain_order=True).len()["len"].cum_sum().to_list()
+    start = 0
+    for end in ends:
+        if end - start >= STATEMENT_BATCH_ROWS or end == ends[-1]:
+            yield rows.slice(start, end - start)
+            start = end
 
 
 def invoice(charge) -> dict:

@@ -44,3 +44,17 @@ def test_demo_outputs_are_canonical_text(demo_out):
             text = data.decode("utf-8")
             assert "\r" not in text, name
             assert ",-0.00" not in text and ",-0," not in text, name
+
+
+def test_statements_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
+    """Statements written a holder or two at a time equal the golden ones (written in one batch)."""
+    from contracts.loading import load_inputs
+    from settlement import exports
+    from settlement.intake import Period
+    from settlement.run import settle
+
+    monkeypatch.setattr(exports, "STATEMENT_BATCH_ROWS", 1)
+    settlement = settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK)
+    exports.export(settlement, tmp_path / "out")
+    actual = output_files(tmp_path / "out" / "statements")
+    assert actual == output_files(GOLDEN / "statements")
