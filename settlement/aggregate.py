@@ -155,7 +155,9 @@ class GroupCodes:
         return ["_key"] if self.packed() else [f"_{column}" for column in GROUP_KEY]
 
     def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
-        """The groups with their key columns as values again."""
+        """The groups with their key columns as values again: text columns as Enums of
+        their sorted distinct values, so they sort as the text does and group and join
+        as integers (steps after aggregation cast them where they meet plain text)."""
         unpacked, shift = {}, 0
         for column, width in reversed(self.widths().items()):
             unpacked[column] = ((pl.col("_key") // (1 << shift)) % (1 << width) if self.packed()
@@ -163,7 +165,7 @@ class GroupCodes:
             shift += width
         codes = groups.select(**unpacked)
         columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
-        columns += [self.values[c].gather(codes[c].replace(0, None) - 1).alias(c)
+        columns += [self.values[c].cast(pl.Enum(self.values[c])).gather(codes[c].replace(0, None) - 1).alias(c)
                     for c in GROUP_KEY if c in self.values]
         return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, *SUMS)
 
@@ -299,7 +301,8 @@ def unattributed_remainder(groups: pl.DataFrame, by_output: pl.DataFrame, extra:
     outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
     dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
                .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
-    shares = groups.group_by("licensee_id").agg(pl.col("attribution_nanos").sum().alias("shares"))
+    shares = (groups.group_by(pl.col("licensee_id").cast(pl.String))
+              .agg(pl.col("attribution_nanos").sum().alias("shares")))
     return (outputs.join(dropped, on="licensee_id", how="left").join(shares, on="licensee_id", how="left")
             .fill_null(0)
             .select("licensee_id", (pl.col("outputs") - pl.col("dropped")).alias("outputs"),

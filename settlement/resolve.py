@@ -30,11 +30,24 @@ UTC = dt.timezone.utc
 def resolve_works(groups: pl.DataFrame, catalogue, with_kind: bool) -> pl.DataFrame:
     """Attach work_id (null when the reference is not in the catalogue) and, when a
     repertoire needs them, the work's kind and the reference's scheme."""
-    groups = groups.join(catalogue.refs, on="ref", how="left")
+    groups = groups.join(with_type_of(catalogue.refs, groups, "ref"), on="ref", how="left")
     if not with_kind:
         return groups
     return (groups.join(catalogue.works.select("work_id", "kind"), on="work_id", how="left")
-            .with_columns(pl.col("ref").str.extract(r"^([^:]*)", 1).alias("scheme")))
+            .with_columns(pl.col("ref").cast(pl.String).str.extract(r"^([^:]*)", 1).alias("scheme")))
+
+
+def with_type_of(table: pl.DataFrame, groups: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`table` with `column` cast to its type in `groups` (an Enum of the values the
+    usage has: rows with other values could match no group and are dropped)."""
+    dtype = groups.schema[column]
+    if not isinstance(dtype, pl.Enum):
+        return table
+    return table.filter(pl.col(column).is_in(dtype.categories.implode())).with_columns(pl.col(column).cast(dtype))
+
+
+def as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col(pl.Enum).cast(pl.String))
 
 
 def repertoire_matters(contracts: list) -> bool:
@@ -164,7 +177,9 @@ def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     columns = ["licensee_id", "model_id", "territory", "use_type", "segment_start"]
     if by_work:
         columns += ["work_id", "kind", "scheme"]
-    combos = match_contracts(groups.select(columns).unique(), contracts)
+    combos = groups.select(columns).unique()
+    matched = match_contracts(as_text(combos), contracts)  # model globs and scope lists are text
+    combos = combos.with_columns(matched["contract_id"], matched["scope_reason"])
     return groups.join(combos, on=columns, how="left", nulls_equal=True)
 
 
@@ -182,7 +197,8 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
         named = pl.concat([signals.filter(pl.col("subject") == "work")["subject_id"],
                            catalogue.splits.filter(pl.col("holder_id").is_in(holders.implode()))["work_id"]])
         candidates = candidates & pl.col("work_id").is_in(named.unique().implode())
-    decisions = consent_decisions(groups.filter(candidates), catalogue, consent_required, "segment_start")
+    decisions = consent_decisions(as_text(groups.filter(candidates)), catalogue, consent_required, "segment_start")
+    decisions = decisions.with_columns(pl.col(c).cast(groups.schema[c]) for c in key)
     return groups.join(decisions, on=key, how="left", nulls_equal=True)
 
 
@@ -204,7 +220,7 @@ def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required:
                          .when(pl.col("version").is_null()).then(pl.lit("no_split")))
     return groups.with_columns(status.alias("status"), reason.alias("reason")).with_columns(
         pl.when(pl.col("status") == "unlicensed").then(None).otherwise("contract_id").alias("contract_id"),
-        pl.coalesce("work_id", "ref").alias("work_key"),
+        pl.coalesce("work_id", pl.col("ref").cast(pl.String)).alias("work_key"),
     )
 
 

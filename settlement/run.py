@@ -117,7 +117,8 @@ def classified_usage(usage: aggregate.UsageAggregate, inputs: Inputs, period: Pe
     unlicensed = (groups.filter(pl.col("status") == "unlicensed")
                   .group_by("licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason")
                   .agg(pl.col("rows").sum(), pl.col("units").sum()))
-    return Classified(priced_groups(groups), file_accounting(usage.files, groups), suspense, unlicensed)
+    return Classified(priced_groups(groups), file_accounting(usage.files, groups), resolve.as_text(suspense),
+                      resolve.as_text(unlicensed))
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
