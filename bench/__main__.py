@@ -48,7 +48,8 @@ def measure(command: list[str], log: Path, env: dict | None = None, timeout: flo
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         fired = threading.Event()  # a kill by the timer, not by the kernel's OOM killer (both are SIGKILL)
-        timer = threading.Timer(timeout, lambda: (fired.set(), process.kill())) if timeout else None
+        timer = threading.Timer(timeout, lambda: process.poll() is None and (fired.set(), process.kill())
+                                ) if timeout else None
         if timer:
             timer.start()
         try:

@@ -51,7 +51,7 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 class UsageAggregate:
     """What intake and aggregation hand to the pure steps."""
 
-    groups: pl.DataFrame       # GROUP_KEY + SUMS, kept copies only
+    groups: pl.DataFrame       # GROUP_KEY (file for file_index; text columns as Enums) + SUMS, kept copies only
     unattributed: pl.DataFrame # licensee_id, outputs (with attribution), unattributed_nanos
     quarantine: pl.DataFrame   # intake.QUARANTINE_COLUMNS, sorted by file, row
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
@@ -103,7 +103,7 @@ def sums() -> list[pl.Expr]:
 @dataclass(frozen=True)
 class GroupCodes:
     """Small-integer codes for the group key, so that pass 1 hashes one integer per row
-    instead of eight columns of text (most of its time and memory).
+    instead of six columns of text and two integers (most of its time and memory).
 
     Each text column's code is 1 + the index of its value among `values[column]`
     (0 for null); the reference's code is that of its normalised form, so spellings
@@ -190,7 +190,7 @@ def group_sums(rows: pl.LazyFrame, codes: GroupCodes) -> pl.LazyFrame:
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> list[Path]:
     """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`.
 
-    Parquet input is validated a slice of row groups at a time: the streaming
+    Parquet input is validated SLICE_ROWS rows at a time: the streaming
     engine reads Parquet faster than it validates and writes, and what it has
     read waits in memory, so one sink over a whole file grows with the file
     (3.9 GB for 10M rows, 0.8 GB in slices of 1M)."""

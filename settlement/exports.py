@@ -116,16 +116,28 @@ def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
 def write_statements(s: Settlement, table: pl.DataFrame, out: Path) -> None:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward and payable.
 
-    The rows of every statement are rendered as CSV text and joined into one
-    body per holder in frame operations, a batch of holders at a time; the only
-    loop is over holders, to write their files."""
+    The rows of every statement are rendered as CSV text and joined into bodies
+    in frame operations, a batch of holders at a time (a holder with more rows
+    than a batch gets several bodies, written one after the other); the only
+    loop is over the bodies, to write them."""
     rows = statement_rows(s, table)
     header = ",".join(STATEMENT_COLUMNS) + "\n"
-    for batch in holder_batches(rows):
-        bodies = batch.group_by("_holder", maintain_order=True).agg(pl.col("holder_id").first(),
-                                                                    pl.col("text").str.join("\n"))
-        for holder_id, body in bodies.select("holder_id", "text").iter_rows():
-            (out / "statements" / f"{holder_id}.csv").write_bytes((header + body + "\n").encode("utf-8"))
+    handle, current = None, None
+    try:
+        for batch in holder_batches(rows):
+            part = (pl.int_range(pl.len(), dtype=pl.UInt64) // STATEMENT_BATCH_ROWS).alias("_part")
+            bodies = batch.group_by("_holder", part, maintain_order=True).agg(
+                pl.col("holder_id").first(), pl.col("text").str.join("\n"))
+            for holder_id, body in bodies.select("holder_id", "text").iter_rows():
+                if holder_id != current:
+                    if handle:
+                        handle.close()
+                    handle, current = (out / "statements" / f"{holder_id}.csv").open("wb"), holder_id
+                    handle.write(header.encode("utf-8"))
+                handle.write((body + "\n").encode("utf-8"))
+    finally:
+        if handle:
+            handle.close()
 
 
 def holder_batches(rows: pl.DataFrame):

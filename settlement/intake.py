@@ -151,7 +151,7 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
 
     The identifier checks come last and are not here: identifiers repeat
     across millions of rows, so they are normalised once per distinct value
-    after aggregation (see `identifier_table`)."""
+    before pass 1 of aggregation (see `identifier_table`)."""
     units, parsed = pl.col("_units"), pl.col("_occurred")
     attribution, use_type = pl.col("attribution"), pl.col("use_type")
     return [

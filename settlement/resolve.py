@@ -197,7 +197,8 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
         named = pl.concat([signals.filter(pl.col("subject") == "work")["subject_id"],
                            catalogue.splits.filter(pl.col("holder_id").is_in(holders.implode()))["work_id"]])
         candidates = candidates & pl.col("work_id").is_in(named.unique().implode())
-    decisions = consent_decisions(as_text(groups.filter(candidates)), catalogue, consent_required, "segment_start")
+    decisions = consent_decisions(as_text(groups.filter(candidates).select(key)), catalogue, consent_required,
+                                  "segment_start")
     decisions = decisions.with_columns(pl.col(c).cast(groups.schema[c]) for c in key)
     return groups.join(decisions, on=key, how="left", nulls_equal=True)
 

@@ -47,7 +47,7 @@ def test_demo_outputs_are_canonical_text(demo_out):
 
 
 def test_statements_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
-    """Statements written a holder or two at a time equal the golden ones (written in one batch)."""
+    """Statements written a holder at a time equal the golden ones (written in one batch)."""
     from contracts.loading import load_inputs
     from settlement import exports
     from settlement.intake import Period
