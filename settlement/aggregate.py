@@ -210,8 +210,9 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
 
 def slices(scan: pl.LazyFrame, path: Path):
     """The file's rows in slices of at most SLICE_ROWS for Parquet (whose row count is in
-    its metadata); other formats whole. The last slice is open-ended, so a miscount
-    could never drop a row."""
+    its metadata); other formats whole, one file at a time (a slice of a CSV re-reads the
+    file up to its start, so slicing one large file would be quadratic). The last slice
+    is open-ended, so a miscount could never drop a row."""
     if not path.name.endswith(".parquet"):
         yield scan
         return
