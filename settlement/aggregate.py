@@ -15,14 +15,15 @@ Only this module and intake see raw rows, and they never hold them all:
 2. codes: the distinct values of the key's text columns among valid rows, and
    each distinct raw `work_ref` normalised once (there are far fewer than
    rows); refused references make their rows candidates (step 4);
-3. pass 1 over the spill: aggregate the valid rows by their coded group key,
-   count rows per file, collect the quarantined rows, and find *candidates*:
-   record keys whose 64-bit hash occurs twice (possible re-sends) and outputs
-   whose attribution sums past 1 while re-sends still count;
-4. pass 2: read only the candidates' rows (a few percent), settle them exactly
-   on the real keys in memory, and subtract every row that does not count
-   (re-sends, conflicting re-sends, refused identifiers, over-attributed
-   outputs) from its group.
+3. pass 1 over the spill: count rows per file, collect the quarantined rows,
+   and find *candidates*: record keys whose 64-bit hash occurs twice (possible
+   re-sends) and outputs whose attribution sums past 1 while re-sends still
+   count;
+4. pass 2: read only the candidates' rows (a few percent) and settle them
+   exactly on the real keys in memory: which of them do not count (re-sends,
+   conflicting re-sends, refused identifiers, over-attributed outputs);
+5. the group sums: the valid rows, less those that do not count (an anti-join
+   on file and row), aggregated by their coded group key.
 
 A hash collision can only make a row a candidate, never a duplicate: pass 2
 decides on the real keys.
@@ -102,13 +103,13 @@ def sums() -> list[pl.Expr]:
 
 @dataclass(frozen=True)
 class GroupCodes:
-    """Small-integer codes for the group key, so that pass 1 hashes one integer per row
-    instead of six columns of text and two integers (most of its time and memory).
+    """Small-integer codes for the group key, so that the group sums hash one integer per
+    row instead of six columns of text and two integers (most of their time and memory).
 
     Each text column's code is 1 + the index of its value among `values[column]`
     (0 for null); the reference's code is that of its normalised form, so spellings
-    of one identifier share a group, and refused references share code 0 (all their
-    rows are subtracted in pass 2). The codes are packed into one UInt64 when they
+    of one identifier share a group, and refused references share code 0 (none of
+    their rows counts: pass 2 settles them all). The codes are packed into one UInt64 when they
     fit, and grouped on side by side when they do not."""
 
     values: dict[str, pl.Series]  # text column → its distinct values among valid rows
@@ -223,8 +224,8 @@ def slices(scan: pl.LazyFrame, path: Path):
     yield scan.slice(starts[-1] if starts else 0)
 
 
-def first_pass(spill: list[Path], codes: GroupCodes) -> list[pl.DataFrame]:
-    """Group sums, re-send candidates, attribution per output, per-file counts, quarantined rows:
+def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
+    """Re-send candidates, attribution per output, per-file counts, quarantined rows:
     one query each, so no query's unread input waits in memory for another (see group_codes)."""
     rows = pl.scan_parquet(spill)
     valid = rows.filter(pl.col("reason").is_null())
@@ -238,7 +239,16 @@ def first_pass(spill: list[Path], codes: GroupCodes) -> list[pl.DataFrame]:
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    return [plan.collect() for plan in (group_sums(valid, codes), by_record, by_output, per_file, quarantined)]
+    return [plan.collect() for plan in (by_record, by_output, per_file, quarantined)]
+
+
+def counted_groups(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFrame) -> pl.DataFrame:
+    """The group sums of the valid rows that count: the rows pass 2 settled as not
+    counting are left out by their (file, row), so no group is ever summed and then
+    corrected (that took a second copy of every group)."""
+    valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
+    counting = valid.join(not_counting.select("file_index", "row").lazy(), on=["file_index", "row"], how="anti")
+    return group_sums(counting, codes).collect()
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
@@ -257,16 +267,6 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     return settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
 
 
-def subtract(groups: pl.DataFrame, removed: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """Groups less the rows that do not count; groups left with no rows disappear."""
-    if removed.height == 0:
-        return groups
-    joined = groups.join(removed, on=key, how="left", suffix="_removed")
-    return joined.with_columns(
-        (pl.col(s) - pl.col(f"{s}_removed").fill_null(0)).alias(s) for s in SUMS
-    ).drop([f"{s}_removed" for s in SUMS]).filter(pl.col("rows") > 0)
-
-
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
                     cuts: list[dt.datetime], canonical: pl.Series | None = None) -> UsageAggregate:
     """Intake and aggregation of every usage file (see the module's docstring)."""
@@ -275,10 +275,10 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder))
         codes = group_codes(spill, len(files), ambiguous, cuts, canonical)
-        groups, by_record, by_output, per_file, quarantined = first_pass(spill, codes)
+        by_record, by_output, per_file, quarantined = first_pass(spill)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         extra = not_counted(spill, by_record, over, codes.identifiers)
-    groups = subtract(groups, group_sums(extra.lazy(), codes).collect(), codes.key_columns())
+        groups = counted_groups(spill, codes, extra)
     groups = codes.decoded(groups).join(names, on="file_index").drop("file_index")
     late = extra.filter(pl.col("reason").is_not_null())
     quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(names, on="file_index")
