@@ -360,6 +360,20 @@ def test_cap_scales_terms_down_by_largest_remainder(tmp_path):
     assert out.summary["currencies"]["EUR"]["charged"] == "50.00"
 
 
+def consent_run(tmp_path, consent: str, rows: list, consent_required: bool = False):
+    """Works W1–W3, each wholly held by h1–h3, under one contract licensing train tokens and
+    ground requests at 0.01, with the given consent.csv and usage rows."""
+    return run(tmp_path, policy={**POLICY, "consent_required": consent_required},
+               holders=[holder("h1"), holder("h2"), holder("h3")],
+               works=[work("W1"), work("W2"), work("W3")],
+               splits=split("W1", {"h1": "1"}) + split("W2", {"h2": "1"}) + split("W3", {"h3": "1"}),
+               raw={"consent.csv": consent},
+               contracts=[contract([per_unit("tokens", "0.01"),
+                                    per_unit("requests", "0.01", use_type="ground", unit="request")],
+                                   use_types=["train", "ground"])],
+               usage_files={"u.csv": rows})
+
+
 @pytest.mark.parametrize("empty", ["", '""'], ids=["empty-cells", "quoted-empty-cells"])
 def test_holder_opt_out_and_use_type_opt_out_make_usage_unlicensed_and_uncharged(tmp_path, empty):
     """A holder's opt-out blocks all use of its works; a work's ground-only opt-out blocks only ground use."""
@@ -372,19 +386,10 @@ def test_holder_opt_out_and_use_type_opt_out_make_usage_unlicensed_and_uncharged
     consent = ("subject,subject_id,use_type,licensee_id,signal,valid_from,valid_to\n"
                f"holder,h2,*,{empty},opt_out,2026-01-01,{empty}\n"
                f"work,W3,ground,{empty},opt_out,2026-01-01,{empty}\n")
-    out = run(tmp_path,
-              holders=[holder("h1"), holder("h2"), holder("h3")],
-              works=[work("W1"), work("W2"), work("W3")],
-              splits=split("W1", {"h1": "1"}) + split("W2", {"h2": "1"}) + split("W3", {"h3": "1"}),
-              raw={"consent.csv": consent},
-              contracts=[contract([per_unit("tokens", "0.01"),
-                                   per_unit("requests", "0.01", use_type="ground", unit="request")],
-                                  use_types=["train", "ground"])],
-              usage_files={"u.csv": [usage("r1", "WORK:W1", 100),
-                                     usage("r2", "WORK:W2", 200),
-                                     usage("r3", "WORK:W3", 300),
-                                     usage("r4", "WORK:W3", 400, use_type="ground", unit="request"),
-                                     usage("r5", "WORK:W1", 50, use_type="ground", unit="request")]})
+    out = consent_run(tmp_path, consent, [usage("r1", "WORK:W1", 100), usage("r2", "WORK:W2", 200),
+                                          usage("r3", "WORK:W3", 300),
+                                          usage("r4", "WORK:W3", 400, use_type="ground", unit="request"),
+                                          usage("r5", "WORK:W1", 50, use_type="ground", unit="request")])
     assert [(r["work_ref"], r["work_id"], r["use_type"], r["reason"], r["rows"], r["units"])
             for r in out.table("unlicensed.csv")] == [
         ("WORK:W2", "W2", "train", "opted_out", "1", "200"),
@@ -414,19 +419,10 @@ def test_opt_in_requirement_and_repertoire_wide_opt_out_decide_every_work(tmp_pa
                "work,W1,*,,opt_in,2026-01-01,\n"
                "holder,h3,*,,opt_in,2026-01-01,\n"
                "all,,ground,,opt_out,2026-01-01,\n")
-    out = run(tmp_path,
-              policy={**POLICY, "consent_required": True},
-              holders=[holder("h1"), holder("h2"), holder("h3")],
-              works=[work("W1"), work("W2"), work("W3")],
-              splits=split("W1", {"h1": "1"}) + split("W2", {"h2": "1"}) + split("W3", {"h3": "1"}),
-              raw={"consent.csv": consent},
-              contracts=[contract([per_unit("tokens", "0.01"),
-                                   per_unit("requests", "0.01", use_type="ground", unit="request")],
-                                  use_types=["train", "ground"])],
-              usage_files={"u.csv": [usage("r1", "WORK:W1", 100),
-                                     usage("r2", "WORK:W2", 200),
-                                     usage("r3", "WORK:W3", 300),
-                                     usage("r4", "WORK:W1", 50, use_type="ground", unit="request")]})
+    out = consent_run(tmp_path, consent, [usage("r1", "WORK:W1", 100), usage("r2", "WORK:W2", 200),
+                                          usage("r3", "WORK:W3", 300),
+                                          usage("r4", "WORK:W1", 50, use_type="ground", unit="request")],
+                      consent_required=True)
     assert [(r["work_id"], r["use_type"], r["reason"], r["units"]) for r in out.table("unlicensed.csv")] == [
         ("W1", "ground", "opted_out", "50"),
         ("W2", "train", "no_opt_in", "200"),
