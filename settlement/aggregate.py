@@ -23,7 +23,10 @@ Only this module and intake see raw rows, and they never hold them all:
    exactly on the real keys in memory: which of them do not count (re-sends,
    conflicting re-sends, refused identifiers, over-attributed outputs);
 5. the group sums: the valid rows, less those that do not count (an anti-join
-   on file and row), aggregated by their coded group key.
+   on file and row), aggregated by their coded group key, one partition of
+   references at a time when there are more than PARTITION_ROWS of them, and
+   each partition's groups handed to the caller's `reduce` (classification
+   and its sums), so that no more than one partition's groups is ever held.
 
 A hash collision can only make a row a candidate, never a duplicate: pass 2
 decides on the real keys.
@@ -35,6 +38,7 @@ import datetime as dt
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Generic, Iterator, TypeVar
 
 import polars as pl
 
@@ -46,13 +50,16 @@ SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_
 TEXT_KEY = ["licensee_id", "model_id", "work_ref", "use_type", "unit", "territory"]
 SLICE_ROWS = 1_000_000  # Parquet rows validated at once (see validate_to_spill)
 KEY_BITS = 64  # the packed group key (see GroupCodes)
+PARTITION_ROWS = 10_000_000  # counted rows per partition of the group sums (see group_partitions)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class UsageAggregate:
+class UsageAggregate(Generic[T]):
     """What intake and aggregation hand to the pure steps."""
 
-    groups: pl.DataFrame       # GROUP_KEY (file for file_index; text columns as Enums) + SUMS, kept copies only
+    partials: list[T]          # reduce(groups) per partition; groups: GROUP_KEY (file for file_index;
+                               # text columns as Enums) + SUMS of the counted rows, disjoint between partitions
     unattributed: pl.DataFrame # licensee_id, outputs (with attribution), unattributed_nanos
     quarantine: pl.DataFrame   # intake.QUARANTINE_COLUMNS, sorted by file, row
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
@@ -155,16 +162,21 @@ class GroupCodes:
     def key_columns(self) -> list[str]:
         return ["_key"] if self.packed() else [f"_{column}" for column in GROUP_KEY]
 
+    def unpacked(self) -> dict[str, pl.Expr]:
+        """Each key column's code, from the key columns."""
+        if not self.packed():
+            return {column: pl.col(f"_{column}") for column in GROUP_KEY}
+        fields, shift = {}, 0
+        for column, width in reversed(self.widths().items()):
+            fields[column] = (pl.col("_key") // (1 << shift)) % (1 << width)
+            shift += width
+        return fields
+
     def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
         """The groups with their key columns as values again: text columns as Enums of
         their sorted distinct values, so they sort as the text does and group and join
         as integers (steps after aggregation cast them where they meet plain text)."""
-        unpacked, shift = {}, 0
-        for column, width in reversed(self.widths().items()):
-            unpacked[column] = ((pl.col("_key") // (1 << shift)) % (1 << width) if self.packed()
-                                else pl.col(f"_{column}"))
-            shift += width
-        codes = groups.select(**unpacked)
+        codes = groups.select(**self.unpacked())
         columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
         columns += [self.values[c].cast(pl.Enum(self.values[c])).gather(codes[c].replace(0, None) - 1).alias(c)
                     for c in GROUP_KEY if c in self.values]
@@ -183,9 +195,6 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
     return GroupCodes(values, identifiers, files, cuts)
 
-
-def group_sums(rows: pl.LazyFrame, codes: GroupCodes) -> pl.LazyFrame:
-    return rows.group_by(codes.key()).agg(sums())
 
 
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> list[Path]:
@@ -242,13 +251,33 @@ def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
     return [plan.collect() for plan in (by_record, by_output, per_file, quarantined)]
 
 
-def counted_groups(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFrame) -> pl.DataFrame:
-    """The group sums of the valid rows that count: the rows pass 2 settled as not
-    counting are left out by their (file, row), so no group is ever summed and then
-    corrected (that took a second copy of every group)."""
+def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFrame) -> pl.LazyFrame:
+    """The valid rows that count, as their coded key and what is summed: the rows pass 2
+    settled as not counting are left out by their (file, row), so no group is ever summed
+    and then corrected (that took a second copy of every group)."""
     valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
     counting = valid.join(not_counting.select("file_index", "row").lazy(), on=["file_index", "row"], how="anti")
-    return group_sums(counting, codes).collect()
+    return counting.select(*codes.key(), "units_count", "attribution_nanos")
+
+
+def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
+    """The group sums of `rows` (`count` of them), one partition at a time.
+
+    A streaming group-by holds every group it has seen, and a 100M-row month has
+    over 50M groups (21 GB). Past PARTITION_ROWS rows, the keyed rows are first
+    written to disk partitioned by their reference's code, so every group lies
+    in one partition, and each partition is then summed alone."""
+    parts = max(1, -(-count // PARTITION_ROWS))
+    if parts == 1:
+        yield rows.group_by(codes.key_columns()).agg(sums()).collect()
+        return
+    target = folder / "keyed"
+    partition = (codes.unpacked()["ref"] % parts).cast(pl.UInt32).alias("_part")
+    rows.with_columns(partition).sink_parquet(pl.PartitionBy(target, key="_part", include_key=False), mkdir=True,
+                                              compression="lz4")
+    for directory in sorted(target.iterdir()):  # a partition no row fell in has no directory
+        part = pl.scan_parquet(sorted(directory.glob("*.parquet")), hive_partitioning=False)
+        yield part.group_by(codes.key_columns()).agg(sums()).collect()
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
@@ -268,7 +297,8 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
-                    cuts: list[dt.datetime], canonical: pl.Series | None = None) -> UsageAggregate:
+                    cuts: list[dt.datetime], canonical: pl.Series | None = None,
+                    reduce: Callable[[pl.DataFrame], T] = lambda groups: groups) -> UsageAggregate[T]:
     """Intake and aggregation of every usage file (see the module's docstring)."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
@@ -278,8 +308,14 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         by_record, by_output, per_file, quarantined = first_pass(spill)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         extra = not_counted(spill, by_record, over, codes.identifiers)
-        groups = counted_groups(spill, codes, extra)
-    groups = codes.decoded(groups).join(names, on="file_index").drop("file_index")
+        counting = int(per_file["rows_read"].sum() - per_file["quarantined"].sum()) - extra.height
+        partials, shares = [], []
+        for sums_of_part in group_partitions(counted_rows(spill, codes, extra), codes, counting, Path(folder)):
+            groups = codes.decoded(sums_of_part).join(names, on="file_index").drop("file_index")
+            del sums_of_part
+            shares.append(groups.group_by(pl.col("licensee_id").cast(pl.String))
+                          .agg(pl.col("attribution_nanos").sum().alias("shares")))
+            partials.append(reduce(groups))
     late = extra.filter(pl.col("reason").is_not_null())
     quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(names, on="file_index")
                   .select(intake.QUARANTINE_COLUMNS).sort("file", "row"))
@@ -290,20 +326,20 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
               .with_columns(pl.col("rows_read", "quarantined", "duplicates", "quarantined_late").fill_null(0))
               .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined")))
     digest = int(counts["digest"].fill_null(0).sum()) % (1 << 64)
-    unattributed = unattributed_remainder(groups, by_output, extra)
-    return UsageAggregate(groups, unattributed, quarantine, counts.select("file", "rows_read", "duplicates",
-                                                                         "quarantined").sort("file"),
+    unattributed = unattributed_remainder(pl.concat(shares), by_output, extra)
+    return UsageAggregate(partials, unattributed, quarantine, counts.select("file", "rows_read", "duplicates",
+                                                                           "quarantined").sort("file"),
                           int(counts["rows_read"].sum()), digest)
 
 
-def unattributed_remainder(groups: pl.DataFrame, by_output: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+def unattributed_remainder(shares: pl.DataFrame, by_output: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
     """Per licensee: outputs carrying attribution, and the part of them no work was attributed
-    (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out."""
+    (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out.
+    `shares`: counted attribution per licensee, one row per licensee and partition."""
     outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
     dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
                .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
-    shares = (groups.group_by(pl.col("licensee_id").cast(pl.String))
-              .agg(pl.col("attribution_nanos").sum().alias("shares")))
+    shares = shares.group_by("licensee_id").agg(pl.col("shares").sum())
     return (outputs.join(dropped, on="licensee_id", how="left").join(shares, on="licensee_id", how="left")
             .fill_null(0)
             .select("licensee_id", (pl.col("outputs") - pl.col("dropped")).alias("outputs"),

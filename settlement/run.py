@@ -46,18 +46,26 @@ class Settlement:
     warnings: list[str]
 
 
+PRICED_KEY = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
+SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
+UNLICENSED_KEY = ["licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason"]
+
+
 def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
     """Charged usage (accepted and suspense) summed per contract, work, use, unit and version."""
-    key = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
-    return groups.filter(pl.col("contract_id").is_not_null()).group_by(key).agg(
+    return groups.filter(pl.col("contract_id").is_not_null()).group_by(PRICED_KEY).agg(
         pl.col("rows").sum(), pl.col("units").sum(), pl.col("attributed_nanos").sum(),
         pl.col("unattributed_units").sum())
 
 
-def file_accounting(files: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
-    """Per file: rows read, and where each went."""
-    statuses = groups.group_by("file").agg(
+def rows_by_status(groups: pl.DataFrame) -> pl.DataFrame:
+    """Per file: the counted rows of each status."""
+    return groups.group_by("file").agg(
         *(pl.col("rows").filter(pl.col("status") == s).sum().cast(pl.Int64).alias(s) for s in STATUSES))
+
+
+def file_accounting(files: pl.DataFrame, statuses: pl.DataFrame) -> pl.DataFrame:
+    """Per file: rows read, and where each went."""
     return files.join(statuses, on="file", how="left").fill_null(0).select(
         "file", "rows_read", "accepted", "duplicates", "quarantined", "suspense", "unlicensed").sort("file")
 
@@ -100,25 +108,40 @@ def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Peri
 
 @dataclass(frozen=True)
 class Classified:
-    """What the steps after classification need of the usage groups (which are then released)."""
+    """What the steps after classification need of the usage groups: their sums by
+    what is priced, reported in suspense, reported as unlicensed and accounted per file.
+    Sums of disjoint groups, so the partials of partitions combine by summing again."""
 
     priced: pl.DataFrame
-    accounting: pl.DataFrame
+    statuses: pl.DataFrame
     suspense_usage: pl.DataFrame
     unlicensed: pl.DataFrame
 
+    @staticmethod
+    def of(groups: pl.DataFrame) -> "Classified":
+        """The sums of classified groups."""
+        sums = (pl.col("rows").sum(), pl.col("units").sum())
+        return Classified(
+            priced_groups(groups), rows_by_status(groups),
+            groups.filter(pl.col("status") == "suspense").group_by(SUSPENSE_KEY).agg(*sums),
+            groups.filter(pl.col("status") == "unlicensed").group_by(UNLICENSED_KEY).agg(*sums))
 
-def classified_usage(usage: aggregate.UsageAggregate, inputs: Inputs, period: Period, cuts) -> Classified:
-    groups = resolve.classify(usage.groups, inputs.catalogue, inputs.contracts, inputs.policy.consent_required,
-                              aggregate.segment_starts(period, cuts))
-    suspense = (groups.filter(pl.col("status") == "suspense")
-                .group_by("contract_id", "work_key", "use_type", "reason")
-                .agg(pl.col("rows").sum(), pl.col("units").sum()))
-    unlicensed = (groups.filter(pl.col("status") == "unlicensed")
-                  .group_by("licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason")
-                  .agg(pl.col("rows").sum(), pl.col("units").sum()))
-    return Classified(priced_groups(groups), file_accounting(usage.files, groups), resolve.as_text(suspense),
-                      resolve.as_text(unlicensed))
+
+def classified_partition(groups: pl.DataFrame, inputs: Inputs, segments: pl.DataFrame) -> Classified:
+    """One partition of the usage groups, classified and summed (the groups are then released)."""
+    return Classified.of(resolve.classify(groups, inputs.catalogue, inputs.contracts,
+                                          inputs.policy.consent_required, segments))
+
+
+def combined(partials: list[Classified]) -> Classified:
+    """The partitions' sums, summed across partitions."""
+    priced, statuses, suspense, unlicensed = (pl.concat(frames) for frames in zip(*(
+        (p.priced, p.statuses, p.suspense_usage, p.unlicensed) for p in partials)))
+    return Classified(
+        priced.group_by(PRICED_KEY).agg(pl.col("rows", "units", "attributed_nanos", "unattributed_units").sum()),
+        statuses.group_by("file").agg(pl.col(STATUSES).sum()),
+        resolve.as_text(suspense.group_by(SUSPENSE_KEY).agg(pl.col("rows", "units").sum())),
+        resolve.as_text(unlicensed.group_by(UNLICENSED_KEY).agg(pl.col("rows", "units").sum())))
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
@@ -147,18 +170,20 @@ def settle(inputs: Inputs, period: Period, clock: str,
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
     progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
+    segments = aggregate.segment_starts(period, cuts)
     usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
-                                      catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs["ref"])
-    progress("resolve, price, allocate, distribute", usage.rows_read)
-    classified = classified_usage(usage, inputs, period, cuts)
+                                      catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs["ref"],
+                                      reduce=lambda groups: classified_partition(groups, inputs, segments))
+    progress("price, allocate, distribute", usage.rows_read)
+    classified = combined(usage.partials)
+    accounting = file_accounting(usage.files, classified.statuses)
     run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
     quarantine, unattributed = usage.quarantine, usage.unattributed
-    del usage  # the usage groups are the largest frame; nothing below needs them
     charges = price.price_all(contracts, classified.priced, inputs.revenue, period)
     charge_rows, level1, lines, balances = allocated(inputs, period, classified.priced, charges)
     totals = currency_totals(charge_rows, level1, balances)
-    assert_conserved(charge_rows, level1, lines, totals, classified.accounting)
+    assert_conserved(charge_rows, level1, lines, totals, accounting)
     warnings = [w for c in charges for w in c.warnings]
     return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, quarantine,
-                      classified.suspense_usage, classified.unlicensed, classified.accounting, unattributed,
+                      classified.suspense_usage, classified.unlicensed, accounting, unattributed,
                       totals, warnings)
