@@ -24,9 +24,9 @@ Only this module and intake see raw rows, and they never hold them all:
    conflicting re-sends, refused identifiers, over-attributed outputs);
 5. the group sums: the valid rows, less those that do not count (an anti-join
    on file and row), aggregated by their coded group key, one partition of
-   references at a time when there are more than PARTITION_ROWS of them, and
-   each partition's groups handed to the caller's `reduce` (classification
-   and its sums), so that no more than one partition's groups is ever held.
+   works at a time when there are more than PARTITION_ROWS of them, and each
+   partition's groups handed to the caller's `reduce` (classification and its
+   sums), so that no more than one partition's groups is ever held.
 
 A hash collision can only make a row a candidate, never a duplicate: pass 2
 decides on the real keys.
@@ -172,6 +172,17 @@ class GroupCodes:
             shift += width
         return fields
 
+    def partition(self, parts: int, catalogue_refs: pl.DataFrame | None) -> pl.Expr:
+        """A row's partition: by the work its reference names in `catalogue_refs`
+        (ref, work_id), or by the reference when it names none, so that every group
+        of one work, whichever identifiers name it, falls in one partition."""
+        refs = pl.DataFrame({"ref": self.values["ref"]})
+        if catalogue_refs is not None:
+            refs = refs.join(catalogue_refs.select("ref", "work_id"), on="ref", how="left", maintain_order="left")
+        owner = pl.coalesce("work_id", "ref") if "work_id" in refs.columns else pl.col("ref")
+        of_code = pl.concat([pl.Series([0], dtype=pl.UInt64), refs.select(owner.hash() % parts).to_series()])
+        return pl.lit(of_code).gather(self.unpacked()["ref"]).cast(pl.UInt32)
+
     def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
         """The groups with their key columns as values again: text columns as Enums of
         their sorted distinct values, so they sort as the text does and group and join
@@ -260,19 +271,20 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
     return counting.select(*codes.key(), "units_count", "attribution_nanos")
 
 
-def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
+def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path,
+                     catalogue_refs: pl.DataFrame | None) -> Iterator[pl.DataFrame]:
     """The group sums of `rows` (`count` of them), one partition at a time.
 
     A streaming group-by holds every group it has seen, and a 100M-row month has
     over 50M groups (21 GB). Past PARTITION_ROWS rows, the keyed rows are first
-    written to disk partitioned by their reference's code, so every group lies
-    in one partition, and each partition is then summed alone."""
+    written to disk partitioned by work (GroupCodes.partition), so every group
+    lies in one partition, and each partition is then summed alone."""
     parts = max(1, -(-count // PARTITION_ROWS))
     if parts == 1:
         yield rows.group_by(codes.key_columns()).agg(sums()).collect()
         return
     target = folder / "keyed"
-    partition = (codes.unpacked()["ref"] % parts).cast(pl.UInt32).alias("_part")
+    partition = codes.partition(parts, catalogue_refs).alias("_part")
     rows.with_columns(partition).sink_parquet(pl.PartitionBy(target, key="_part", include_key=False), mkdir=True,
                                               compression="lz4")
     for directory in sorted(target.iterdir()):  # a partition no row fell in has no directory
@@ -297,9 +309,12 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
-                    cuts: list[dt.datetime], canonical: pl.Series | None = None,
+                    cuts: list[dt.datetime], catalogue_refs: pl.DataFrame | None = None,
                     reduce: Callable[[pl.DataFrame], T] = lambda groups: groups) -> UsageAggregate[T]:
-    """Intake and aggregation of every usage file (see the module's docstring)."""
+    """Intake and aggregation of every usage file (see the module's docstring).
+    `catalogue_refs` (ref, work_id): the catalogue's normalised identifiers, which skip
+    normalisation and keep each work's groups in one partition."""
+    canonical = None if catalogue_refs is None else catalogue_refs["ref"]
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
@@ -310,7 +325,8 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         extra = not_counted(spill, by_record, over, codes.identifiers)
         counting = int(per_file["rows_read"].sum() - per_file["quarantined"].sum()) - extra.height
         partials, shares = [], []
-        for sums_of_part in group_partitions(counted_rows(spill, codes, extra), codes, counting, Path(folder)):
+        rows = counted_rows(spill, codes, extra)
+        for sums_of_part in group_partitions(rows, codes, counting, Path(folder), catalogue_refs):
             groups = codes.decoded(sums_of_part).join(names, on="file_index").drop("file_index")
             del sums_of_part
             shares.append(groups.group_by(pl.col("licensee_id").cast(pl.String))

@@ -134,14 +134,14 @@ def classified_partition(groups: pl.DataFrame, inputs: Inputs, segments: pl.Data
 
 
 def combined(partials: list[Classified]) -> Classified:
-    """The partitions' sums, summed across partitions."""
+    """The partitions' sums together. Every group of a work lies in one partition
+    (aggregate.GroupCodes.partition), and every key below holds the work or the
+    reference, so the partitions' rows are disjoint and are concatenated, not summed
+    again (at 100M rows that took a copy of every priced row)."""
     priced, statuses, suspense, unlicensed = (pl.concat(frames) for frames in zip(*(
         (p.priced, p.statuses, p.suspense_usage, p.unlicensed) for p in partials)))
-    return Classified(
-        priced.group_by(PRICED_KEY).agg(pl.col("rows", "units", "attributed_nanos", "unattributed_units").sum()),
-        statuses.group_by("file").agg(pl.col(STATUSES).sum()),
-        resolve.as_text(suspense.group_by(SUSPENSE_KEY).agg(pl.col("rows", "units").sum())),
-        resolve.as_text(unlicensed.group_by(UNLICENSED_KEY).agg(pl.col("rows", "units").sum())))
+    return Classified(priced, statuses.group_by("file").agg(pl.col(STATUSES).sum()),
+                      resolve.as_text(suspense), resolve.as_text(unlicensed))
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
@@ -172,13 +172,14 @@ def settle(inputs: Inputs, period: Period, clock: str,
     progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
     segments = aggregate.segment_starts(period, cuts)
     usage = aggregate.aggregate_usage(inputs.usage_files, inputs.folder, period, list(inputs.licensees),
-                                      catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs["ref"],
+                                      catalogue.ambiguous["ref"].to_list(), cuts, catalogue.refs,
                                       reduce=lambda groups: classified_partition(groups, inputs, segments))
     progress("price, allocate, distribute", usage.rows_read)
     classified = combined(usage.partials)
     accounting = file_accounting(usage.files, classified.statuses)
     run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
     quarantine, unattributed = usage.quarantine, usage.unattributed
+    del usage  # its partials are in `classified` now
     charges = price.price_all(contracts, classified.priced, inputs.revenue, period)
     charge_rows, level1, lines, balances = allocated(inputs, period, classified.priced, charges)
     totals = currency_totals(charge_rows, level1, balances)
