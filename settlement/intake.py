@@ -197,12 +197,13 @@ def attribution_nanos(text: pl.Expr) -> pl.Expr:
 
 SPILL_COLUMNS = ("file_index", "row", "record_id", "licensee_id", "model_id", "work_ref", "use_type", "unit",
                  "territory", "output_id", "units_count", "occurred", "attribution_nanos", "reason", "field",
-                 "value", "expected", "row_hash")
+                 "value", "expected", "row_hash", "record_hash")
 
 
 def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.LazyFrame:
-    """Every row, typed, with `reason`, `field`, `value`, `expected` (null when valid) and
-    `row_hash` (for the run's order-independent digest); raw text columns are dropped."""
+    """Every row, typed, with `reason`, `field`, `value`, `expected` (null when valid),
+    `row_hash` (for the run's order-independent digest) and `record_hash` (for finding
+    re-sends, computed here once); raw text columns are dropped."""
     table = checks(period, licensees)
     raw_hash = raw_row_hash()  # of the row as sent, before any cleaning
     stripped = [c for c in USAGE_COLUMNS if c != "header"]
@@ -226,6 +227,7 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
         pl.when(valid).then(pl.col("_units")).alias("units_count"),
         pl.when(valid).then(pl.col("_occurred")).alias("occurred"),
         pl.when(valid & ~blank("attribution")).then(attribution_nanos(pl.col("attribution"))).alias("attribution_nanos"),
+        record_hash(),
     ).select(SPILL_COLUMNS)
 
 
