@@ -18,7 +18,8 @@ Only this module and intake see raw rows, and they never hold them all:
 3. pass 1 over the spill: count rows per file, collect the quarantined rows,
    and find *candidates*: record keys whose 64-bit hash (computed once, in
    validation) occurs twice (possible re-sends) and outputs whose attribution
-   sums past 1 while re-sends still count;
+   sums past 1 while re-sends still count (the hashes are searched in
+   partitions of their values, RECORD_PARTITION_ROWS rows each);
 4. pass 2: read only the candidates' rows (a few percent) and settle them
    exactly on the real keys in memory: which of them do not count (re-sends,
    conflicting re-sends, refused identifiers, over-attributed outputs);
@@ -284,7 +285,8 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
 
 def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path,
                      catalogue_refs: pl.DataFrame | None) -> Iterator[pl.DataFrame]:
-    """The group sums of `rows` (`count` of them), one partition at a time.
+    """The group sums of `rows` (`count` of them), one partition at a time, each read
+    whole before it is yielded (the partition files are deleted with the spill).
 
     A streaming group-by holds every group it has seen, and a 100M-row month has
     over 50M groups (21 GB). Past PARTITION_ROWS rows, the keyed rows are first
@@ -310,14 +312,15 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     Candidates are found by a filter on stored columns only, which the Parquet
     reader applies before decoding the rest of a row (a computed hash or a join
     in the filter decoded every column of every row first: 5 GB at 100M rows).
-    Over-attributed outputs are matched by output id alone: rows of another
-    licensee's output of that id come along, and can only be kept, since any
-    subset of an output's shares sums to no more than all of them."""
+    Over-attributed outputs are matched by licensee and by output id separately,
+    so an output of another over-attributing licensee with the same id may come
+    along: it is settled exactly too, since all of its rows come along with it."""
     refused = identifiers.filter(pl.col("ref_reason").is_not_null())["work_ref"]
     candidates = (pl.scan_parquet(spill)
                   .filter(pl.col("reason").is_null()
                           & (pl.col("record_hash").is_in(by_record["record_hash"].implode())
-                             | pl.col("output_id").is_in(over_outputs["output_id"].unique().implode())
+                             | (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
+                                & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
                              | pl.col("work_ref").is_in(refused.implode())))
                   .collect())
     checked = intake.with_identifier_reasons(candidates, identifiers)

@@ -1,7 +1,7 @@
 """Price: each contract's terms for the period, exact, then rounded once (rule 1).
 
 Contracts and terms are few, so this is plain Python over them; the units it
-prices are sums taken from the usage groups frame.
+prices are sums taken from the priced usage (run.Classified.priced).
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def consent_decisions(keys: pl.DataFrame, catalogue, consent_required: bool, at:
 
 def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     """`contract_id` and `scope_reason` of every group, decided once per distinct
-    combination of the columns scope depends on (few: licensees × models ×
+    combination (in the groups given: a partition) of the columns scope depends on (few: licensees × models ×
     territories × use types × segments, unless a repertoire names works)."""
     columns = ["licensee_id", "model_id", "territory", "use_type", "segment_start"]
     if by_work:

@@ -1,4 +1,5 @@
-"""A settlement run: intake → resolve → aggregate → price → allocate → distribute.
+"""A settlement run: intake → aggregate and classify (per partition of works) → price →
+allocate → distribute.
 
 `settle` is pure apart from reading the input files: it returns a `Settlement`
 with every frame the exports write. The run id is a hash of everything the run
@@ -109,8 +110,8 @@ def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Peri
 @dataclass(frozen=True)
 class Classified:
     """What the steps after classification need of the usage groups: their sums by
-    what is priced, reported in suspense, reported as unlicensed and accounted per file.
-    Sums of disjoint groups, so the partials of partitions combine by summing again."""
+    what is priced, reported in suspense, reported as unlicensed and accounted per file
+    (for one partition of the groups, or all of them: see `combined`)."""
 
     priced: pl.DataFrame
     statuses: pl.DataFrame
@@ -134,14 +135,18 @@ def classified_partition(groups: pl.DataFrame, inputs: Inputs, segments: pl.Data
 
 
 def combined(partials: list[Classified]) -> Classified:
-    """The partitions' sums together. Every group of a work lies in one partition
-    (aggregate.GroupCodes.partition), and every key below holds the work or the
-    reference, so the partitions' rows are disjoint and are concatenated, not summed
-    again (at 100M rows that took a copy of every priced row)."""
+    """The partitions' sums together. Priced rows are concatenated, not summed again:
+    every group of a work lies in one partition (aggregate.GroupCodes.partition), so
+    partitions share no priced key, and every step that reads them sums by its own key
+    anyway (summing again took a copy of every priced row at 100M rows). The reported
+    frames, a few rows per unknown reference at most, are summed again so that their
+    rows are unique whatever the partitions."""
     priced, statuses, suspense, unlicensed = (pl.concat(frames) for frames in zip(*(
         (p.priced, p.statuses, p.suspense_usage, p.unlicensed) for p in partials)))
+    sums = (pl.col("rows").sum(), pl.col("units").sum())
     return Classified(priced, statuses.group_by("file").agg(pl.col(STATUSES).sum()),
-                      resolve.as_text(suspense), resolve.as_text(unlicensed))
+                      resolve.as_text(suspense.group_by(SUSPENSE_KEY).agg(*sums)),
+                      resolve.as_text(unlicensed.group_by(UNLICENSED_KEY).agg(*sums)))
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]

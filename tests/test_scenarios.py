@@ -452,3 +452,25 @@ def test_unknown_work_is_charged_and_held_in_suspense(tmp_path):
     totals = out.summary["currencies"]["EUR"]
     assert (totals["charged"], totals["payable"], totals["suspense"]) == ("3.00", "1.00", "2.00")
     assert (out.summary["rows"]["accepted"], out.summary["rows"]["suspense"]) == (1, 1)
+
+
+def test_suspense_of_a_work_named_by_two_identifiers_is_one_row_in_any_partitions(tmp_path, monkeypatch):
+    """A work without a split, used under two identifiers and two models, and an unknown work
+    in two spellings: whatever the partitions of the group sums, suspense.csv has one row for
+    each, and every output equals the unpartitioned run's."""
+    from settlement import aggregate
+    inputs = dict(holders=[holder("h1")],
+                  works=[work("W1"), work("W2", identifiers="ISWC:T-034.524.680-1")],
+                  splits=split("W1", {"h1": "1"}),
+                  contracts=[contract([per_unit("tokens", "0.01")])],
+                  usage_files={"u.csv": [usage(f"r{i}", ref, 10 * (i + 1), model_id=f"m{i % 2}") for i, ref in
+                                         enumerate(["WORK:W1", "WORK:W2", "ISWC:T0345246801", "ISWC:T-034.524.680-1",
+                                                    "ISRC:US-RC1-76-07839", "ISRC:USRC17607839", "WORK:W2"])]})
+    whole = run(tmp_path / "whole", **inputs)
+    monkeypatch.setattr(aggregate, "PARTITION_ROWS", 1)
+    parted = run(tmp_path / "parted", **inputs)
+    assert [(r["work_key"], r["reason"], r["rows"], r["units"]) for r in parted.table("suspense.csv")] == [
+        ("ISRC:USRC17607839", "unknown_work", "2", "110"), ("W2", "no_split", "4", "160")]
+    files = lambda out: {p.relative_to(out.folder): p.read_bytes() for p in out.folder.rglob("*")
+                         if p.is_file() and p.name != "manifest.json"}
+    assert files(parted) == files(whole)

@@ -12,6 +12,8 @@ from settlement import aggregate, intake
 from settlement.intake import Period
 
 PERIOD = Period.parse("2026-10")
+LICENSEES = [{"licensee_id": "ai", "name": "AI Firm", "country": "US"},
+             {"licensee_id": "bi", "name": "BI Firm", "country": "US"}]
 REFS = ("WORK:W1", "WORK:W2", "ISWC:T-034.524.680-1", "ISWC:T0345246801", "ISRC:USRC17607839", "ISWC:T0345246802",
         "nonsense", "WORK:W3")
 WHEN = ("2026-10-01T00:00:00Z", "2026-10-15T23:59:59Z", "2026-10-16T00:00:00Z", "2026-10-31T23:59:59Z",
@@ -31,7 +33,7 @@ def messy_rows(draw) -> list[dict]:
                           unit=draw(st.sampled_from(("token", "output", "request"))),
                           occurred_at=draw(st.sampled_from(WHEN)),
                           output_id=f"o{draw(st.integers(0, 3))}" if attribution else "",
-                          attribution=attribution))
+                          attribution=attribution, licensee_id=draw(st.sampled_from(("ai", "bi")))))
     return rows
 
 
@@ -54,13 +56,14 @@ def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(messy_rows(), min_size=1, max_size=3), slice_rows=st.sampled_from((1, 4, 1_000_000)),
        key_bits=st.sampled_from((64, 0)), partition_rows=st.sampled_from((1, 3, 10_000_000)),
-       record_rows=st.sampled_from((2, 25_000_000)))
+       record_rows=st.sampled_from((2, 25_000_000)), by_work=st.booleans())
 def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, files, slice_rows, key_bits,
-                                                          partition_rows, record_rows):
+                                                          partition_rows, record_rows, by_work):
     """Every group sum and every quarantine reason agree between the two-pass streaming path and a direct one,
     however Parquet files are sliced for validation, with the group key packed or not, and however many
-    partitions the group sums and the re-send search are computed in (no group is split between two)."""
-    folder = write_inputs(tmp_path_factory.mktemp("in"), holders=[holder("a"), holder("b")],
+    partitions the group sums and the re-send search are computed in (no group is split between two), by
+    work or by reference; with two licensees, so that outputs of one id under both occur."""
+    folder = write_inputs(tmp_path_factory.mktemp("in"), holders=[holder("a"), holder("b")], licensees=LICENSEES,
                           works=[work("W1", identifiers="ISWC:T-034.524.680-1"), work("W2"), work("W3")],
                           splits=split("W1", {"a": "1/3", "b": "2/3"}, valid_to="2026-10-16")
                           + split("W1", {"a": "1"}, valid_from="2026-10-16") + split("W2", {"b": "1"}),
@@ -76,7 +79,8 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
         setattr(aggregate, name, value)
     try:
         streamed = aggregate.aggregate_usage(inputs.usage_files, folder, PERIOD, list(inputs.licensees),
-                                             inputs.catalogue.ambiguous["ref"].to_list(), cuts)
+                                             inputs.catalogue.ambiguous["ref"].to_list(), cuts,
+                                             inputs.catalogue.refs if by_work else None)
     finally:
         for name, value in zip(settings_, defaults):
             setattr(aggregate, name, value)
