@@ -179,9 +179,10 @@ class GroupCodes:
         (ref, work_id), or by the reference when it names none, so that every group
         of one work, whichever identifiers name it, falls in one partition."""
         refs = pl.DataFrame({"ref": self.values["ref"]})
+        owner = pl.col("ref")
         if catalogue_refs is not None:
             refs = refs.join(catalogue_refs.select("ref", "work_id"), on="ref", how="left", maintain_order="left")
-        owner = pl.coalesce("work_id", "ref") if "work_id" in refs.columns else pl.col("ref")
+            owner = pl.coalesce("work_id", "ref")
         of_code = pl.concat([pl.Series([0], dtype=pl.UInt64), refs.select(owner.hash() % parts).to_series()])
         return pl.lit(of_code).gather(self.unpacked()["ref"]).cast(pl.UInt32)
 
@@ -260,15 +261,22 @@ def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
     per_file, by_output, quarantined = (plan.collect() for plan in (per_file, by_output, quarantined))
-    valid_rows = int(per_file["rows_read"].sum() - per_file["quarantined"].sum())
-    return [resent_hashes(valid, valid_rows), by_output, per_file, quarantined]
+    return [resent_hashes(valid, valid_rows(per_file)), by_output, per_file, quarantined]
+
+
+def valid_rows(per_file: pl.DataFrame) -> int:
+    return int(per_file["rows_read"].sum() - per_file["quarantined"].sum())
+
+
+def partitions_for(count: int, rows_per_partition: int) -> int:
+    return max(1, -(-count // rows_per_partition))
 
 
 def resent_hashes(valid: pl.LazyFrame, count: int) -> pl.DataFrame:
     """The record hashes that occur more than once among `count` valid rows, found in
     partitions of the hash's values: a group-by over 100M hashes at once peaks at 7 GB,
     in four partitions at 2.4 GB (and is faster), since each partition reads one column."""
-    parts = max(1, -(-count // RECORD_PARTITION_ROWS))
+    parts = partitions_for(count, RECORD_PARTITION_ROWS)
     hashes = valid.select("record_hash")
     return pl.concat([hashes.filter(pl.col("record_hash") % parts == part).group_by("record_hash").agg(pl.len())
                       .filter(pl.col("len") > 1).select("record_hash").collect() for part in range(parts)])
@@ -292,17 +300,17 @@ def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: 
     over 50M groups (21 GB). Past PARTITION_ROWS rows, the keyed rows are first
     written to disk partitioned by work (GroupCodes.partition), so every group
     lies in one partition, and each partition is then summed alone."""
-    parts = max(1, -(-count // PARTITION_ROWS))
+    summed = lambda keyed: keyed.group_by(codes.key_columns()).agg(sums()).collect()
+    parts = partitions_for(count, PARTITION_ROWS)
     if parts == 1:
-        yield rows.group_by(codes.key_columns()).agg(sums()).collect()
+        yield summed(rows)
         return
     target = folder / "keyed"
     partition = codes.partition(parts, catalogue_refs).alias("_part")
     rows.with_columns(partition).sink_parquet(pl.PartitionBy(target, key="_part", include_key=False), mkdir=True,
                                               compression="lz4")
     for directory in sorted(target.iterdir()):  # a partition no row fell in has no directory
-        part = pl.scan_parquet(sorted(directory.glob("*.parquet")), hive_partitioning=False)
-        yield part.group_by(codes.key_columns()).agg(sums()).collect()
+        yield summed(pl.scan_parquet(sorted(directory.glob("*.parquet")), hive_partitioning=False))
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
@@ -343,7 +351,7 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         by_record, by_output, per_file, quarantined = first_pass(spill)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         extra = not_counted(spill, by_record, over, codes.identifiers)
-        counting = int(per_file["rows_read"].sum() - per_file["quarantined"].sum()) - extra.height
+        counting = valid_rows(per_file) - extra.height
         partials, shares = [], []
         rows = counted_rows(spill, codes, extra)
         for sums_of_part in group_partitions(rows, codes, counting, Path(folder), catalogue_refs):

@@ -52,6 +52,11 @@ SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 UNLICENSED_KEY = ["licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason"]
 
 
+def rows_and_units(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Rows and units summed per `key` (the reported suspense and unlicensed usage)."""
+    return frame.group_by(key).agg(pl.col("rows").sum(), pl.col("units").sum())
+
+
 def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
     """Charged usage (accepted and suspense) summed per contract, work, use, unit and version."""
     return groups.filter(pl.col("contract_id").is_not_null()).group_by(PRICED_KEY).agg(
@@ -121,11 +126,10 @@ class Classified:
     @staticmethod
     def of(groups: pl.DataFrame) -> "Classified":
         """The sums of classified groups."""
-        sums = (pl.col("rows").sum(), pl.col("units").sum())
         return Classified(
             priced_groups(groups), rows_by_status(groups),
-            groups.filter(pl.col("status") == "suspense").group_by(SUSPENSE_KEY).agg(*sums),
-            groups.filter(pl.col("status") == "unlicensed").group_by(UNLICENSED_KEY).agg(*sums))
+            rows_and_units(groups.filter(pl.col("status") == "suspense"), SUSPENSE_KEY),
+            rows_and_units(groups.filter(pl.col("status") == "unlicensed"), UNLICENSED_KEY))
 
 
 def classified_partition(groups: pl.DataFrame, inputs: Inputs, segments: pl.DataFrame) -> Classified:
@@ -143,10 +147,9 @@ def combined(partials: list[Classified]) -> Classified:
     rows are unique whatever the partitions."""
     priced, statuses, suspense, unlicensed = (pl.concat(frames) for frames in zip(*(
         (p.priced, p.statuses, p.suspense_usage, p.unlicensed) for p in partials)))
-    sums = (pl.col("rows").sum(), pl.col("units").sum())
     return Classified(priced, statuses.group_by("file").agg(pl.col(STATUSES).sum()),
-                      resolve.as_text(suspense.group_by(SUSPENSE_KEY).agg(*sums)),
-                      resolve.as_text(unlicensed.group_by(UNLICENSED_KEY).agg(*sums)))
+                      resolve.as_text(rows_and_units(suspense, SUSPENSE_KEY)),
+                      resolve.as_text(rows_and_units(unlicensed, UNLICENSED_KEY)))
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
