@@ -12,27 +12,31 @@ from contracts.errors import ConservationError
 from settlement.keys import grouped, joined
 
 
-def check_levels(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
-    """Every term's parts sum to the term; every work amount's holder parts sum to it."""
-    problems = []
+def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:
+    """Every term's level-1 parts sum to the term's charged amount."""
     terms = grouped(level1, ["contract_id", "term_id"], pl.col("amount_minor").sum().alias("allocated"))
     charged = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
         pl.col("allocated").fill_null(0))
-    for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True):
-        problems.append(f"term {row['contract_id']}/{row['term_id']}: charged {row['amount_minor']} "
-                        f"!= allocated {row['allocated']}")
+    return [f"term {row['contract_id']}/{row['term_id']}: charged {row['amount_minor']} != allocated {row['allocated']}"
+            for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True)]
+
+
+def check_works(level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
+    """Every accepted (contract, work, use type, version) amount's holder parts sum to it."""
     key = ["contract_id", "work_key", "use_type", "version"]
     works = grouped(level1.filter(pl.col("status") == "accepted"), key,
                     pl.col("amount_minor").sum().alias("work_amount"))
     holders = grouped(lines.rename({"work_id": "work_key"}), key, pl.col("gross").sum().alias("holders_gross"))
     both = joined(works, holders, on=key, how="full").fill_null(0)
-    for row in both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10).iter_rows(named=True):
-        problems.append(f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
-                        f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}")
-    bad_lines = lines.filter(pl.col("gross") != pl.col("commission") + pl.col("withholding") + pl.col("net"))
-    if bad_lines.height:
-        problems.append(f"{bad_lines.height} lines where gross != commission + withholding + net")
-    return problems
+    return [f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
+            f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}"
+            for row in both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10).iter_rows(named=True)]
+
+
+def check_lines(lines: pl.DataFrame) -> list[str]:
+    """On every holder line, gross = commission + withholding + net."""
+    bad = lines.filter(pl.col("gross") != pl.col("commission") + pl.col("withholding") + pl.col("net"))
+    return [f"{bad.height} lines where gross != commission + withholding + net"] if bad.height else []
 
 
 def check_totals(totals: dict[str, dict[str, int]]) -> list[str]:
@@ -56,8 +60,9 @@ def check_accounting(accounting: pl.DataFrame) -> list[str]:
             for row in bad.iter_rows(named=True)]
 
 
-def assert_conserved(charges: pl.DataFrame, level1: pl.DataFrame, lines: pl.DataFrame,
-                     totals: dict[str, dict[str, int]], accounting: pl.DataFrame) -> None:
-    problems = check_levels(charges, level1, lines) + check_totals(totals) + check_accounting(accounting)
+def assert_conserved(problems: list[str], totals: dict[str, dict[str, int]], accounting: pl.DataFrame) -> None:
+    """Raise with every figure that disagrees: `problems` found while the ledger was made
+    (its terms, works and lines, checked piece by piece), then the totals and the rows."""
+    problems = problems + check_totals(totals) + check_accounting(accounting)
     if problems:
         raise ConservationError("conservation violated, run aborted: " + "; ".join(problems))

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import polars as pl
 
-from settlement.keys import KeyTypes, grouped, joined, sorted_by
+from settlement.keys import KeyTypes, grouped, joined
 from settlement.money import MONEY, largest_remainder, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
@@ -62,11 +62,11 @@ def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.
 
 
 def distribute(lines: pl.DataFrame, policy, holders: dict, types: KeyTypes) -> pl.DataFrame:
-    """Holder lines with commission, withholding and net, sorted by the line key."""
+    """Holder lines with commission, withholding and net. `lines` must hold every line
+    of its holders (withholding is spread over all of a holder's lines)."""
     if lines.height == 0:
         return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
-    return sorted_by(with_withholding(with_commission(lines, dict(policy.commission), types), holders, types),
-                     LINE_KEY)
+    return with_withholding(with_commission(lines, dict(policy.commission), types), holders, types)
 
 
 def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -81,10 +81,14 @@ def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) ->
     return policy_rows, own_rows
 
 
-def balances(lines: pl.DataFrame, holders: dict, policy, types: KeyTypes) -> pl.DataFrame:
-    """Per holder and currency: totals, threshold, payable and carried forward."""
-    totals = lines.group_by("holder_id", "currency").agg(
+def holder_totals(lines: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency: the lines' gross, commission, withholding and net."""
+    return lines.group_by("holder_id", "currency").agg(
         pl.col("gross").sum(), pl.col("commission").sum(), pl.col("withholding").sum(), pl.col("net").sum())
+
+
+def balances(totals: pl.DataFrame, holders: dict, policy, types: KeyTypes) -> pl.DataFrame:
+    """Per holder and currency (`totals`, from holder_totals): threshold, payable and carried forward."""
     policy_rows, own_rows = thresholds(holders, policy, sorted(totals["currency"].unique().to_list()), types)
     totals = (totals.join(policy_rows, on="currency", how="left").join(own_rows, on=["holder_id", "currency"],
                                                                         how="left")

@@ -18,7 +18,7 @@ from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
-from settlement.keys import decoded, sorted_by
+from settlement.keys import decoded
 from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
@@ -50,20 +50,21 @@ def currencies(s: Settlement) -> list[str]:
     return sorted({c.contract.currency for c in s.charges})
 
 
-def line_table(s: Settlement) -> pl.DataFrame:
-    """The lines as their CSV shows them: keys as strings, amounts as decimal strings."""
-    return decoded(s.lines.select(
+def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) -> pl.LazyFrame:
+    """The lines as their CSV shows them: keys as strings, amounts as decimal strings
+    (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them)."""
+    amounts = ([pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS] if minor_units else
+               [minor_expr(pl.col(a), pl.col("currency"), currencies(s)).alias(a) for a in AMOUNTS])
+    return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
-        pl.col("units").cast(pl.String),
-        *(minor_expr(pl.col(a), pl.col("currency"), currencies(s)).alias(a) for a in AMOUNTS),
-    ))
+        pl.col("units").cast(pl.String), *amounts))
 
 
-def write_lines(s: Settlement, table: pl.DataFrame, out: Path) -> None:
-    write_csv(out / "lines.csv", table)
-    minor = s.lines.select(*(pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS))
-    table.drop(AMOUNTS).hstack(minor).write_parquet(out / "lines.parquet", statistics=False)
+def write_lines(s: Settlement, out: Path) -> None:
+    """lines.csv and lines.parquet, streamed from the ledger's files in line order."""
+    line_table(s, s.lines).sink_csv(out / "lines.csv", line_terminator="\n")
+    line_table(s, s.lines, minor_units=True).sink_parquet(out / "lines.parquet", statistics=False)
 
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
@@ -81,29 +82,30 @@ def csv_field(column: str) -> pl.Expr:
     return pl.when(text.str.contains_any([",", '"', "\r", "\n"])).then(quoted).otherwise(text).fill_null("")
 
 
-def balance_table(s: Settlement) -> pl.DataFrame:
-    """Per holder and currency: the total record, then threshold, carried forward and payable."""
+def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency of `holders`: the total record, then threshold, carried forward and payable."""
     money = lambda column: minor_expr(pl.col(column), pl.col("currency"), currencies(s))
+    balances = s.balances.join(holders, on="holder_id", how="semi", maintain_order="left")
     holder = [pl.col("holder_id").to_physical().alias("_holder"), pl.col("holder_id").cast(pl.String)]
-    frames = [s.balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(0).alias("_order"),
-                                pl.lit("total").alias("record"), *(money(a).alias(a) for a in AMOUNTS))]
+    frames = [balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(0).alias("_order"),
+                              pl.lit("total").alias("record"), *(money(a).alias(a) for a in AMOUNTS))]
     for order, (record, column) in enumerate(BALANCE_RECORDS.items(), start=1):
-        frames.append(s.balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(order).alias("_order"),
-                                        pl.lit(record).alias("record"), money(column).alias("net")))
+        frames.append(balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(order).alias("_order"),
+                                      pl.lit(record).alias("record"), money(column).alias("net")))
     return pl.concat(frames, how="diagonal")
 
 
-def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
-    """Every statement row as CSV text, in statement order: by holder, lines (in line order)
-    before balances. Rows are rendered to one text column first, so the sort moves one
-    string per row; holders sort by their Enum code, which is their lexical order."""
-    work = s.lines.schema["work_id"]
-    titles = s.inputs.catalogue.works.select(pl.col("work_id").cast(work), "title")
-    title = s.lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
-    lines = table.with_columns(title, pl.lit("line").alias("record"),
-                               s.lines["holder_id"].to_physical().alias("_holder"))
+def statement_rows(s: Settlement, lines: pl.DataFrame) -> pl.DataFrame:
+    """Every statement row of the holders of `lines` (all of their lines, in line order) as
+    CSV text, in statement order: by holder, lines (in line order) before balances. Rows are
+    rendered to one text column first, so the sort moves one string per row; holders sort by
+    their Enum code, which is their lexical order."""
+    titles = s.inputs.catalogue.works.select(pl.col("work_id").cast(lines.schema["work_id"]), "title")
+    title = lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
+    table = line_table(s, lines.lazy()).collect().with_columns(
+        title, pl.lit("line").alias("record"), lines["holder_id"].to_physical().alias("_holder"))
     parts = []
-    for section, frame in enumerate((lines, balance_table(s))):
+    for section, frame in enumerate((table, balance_table(s, lines.select("holder_id").unique()))):
         fields = [pl.lit("") if c not in frame.columns else csv_field(c) if c in FREE_TEXT
                   else pl.col(c).fill_null("") for c in STATEMENT_COLUMNS]
         order = (pl.col("_holder").cast(pl.UInt64) * (1 << 33) + section * (1 << 32)
@@ -113,28 +115,28 @@ def statement_rows(s: Settlement, table: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="diagonal_relaxed").sort("_order").drop("_order")
 
 
-def write_statements(s: Settlement, table: pl.DataFrame, out: Path) -> None:
+def write_statements(s: Settlement, out: Path) -> None:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward and payable.
 
-    The rows of every statement are rendered as CSV text and joined into bodies
-    in frame operations, a batch of holders at a time (a holder with more rows
-    than a batch gets several bodies, written one after the other); the only
-    loop is over the bodies, to write them."""
-    rows = statement_rows(s, table)
+    A partition of holders at a time (Ledger.holder_partitions), the rows of every
+    statement are rendered as CSV text and joined into bodies in frame operations, a
+    batch of holders at a time (a holder with more rows than a batch gets several
+    bodies, written one after the other); the only loop is over the bodies, to write them."""
     header = ",".join(STATEMENT_COLUMNS) + "\n"
     handle, current = None, None
     try:
-        for batch in holder_batches(rows):
-            part = (pl.int_range(pl.len(), dtype=pl.UInt64) // STATEMENT_BATCH_ROWS).alias("_part")
-            bodies = batch.group_by("_holder", part, maintain_order=True).agg(
-                pl.col("holder_id").first(), pl.col("text").str.join("\n"))
-            for holder_id, body in bodies.select("holder_id", "text").iter_rows():
-                if holder_id != current:
-                    if handle:
-                        handle.close()
-                    handle, current = (out / "statements" / f"{holder_id}.csv").open("wb"), holder_id
-                    handle.write(header.encode("utf-8"))
-                handle.write((body + "\n").encode("utf-8"))
+        for lines in s.ledger.holder_partitions():
+            for batch in holder_batches(statement_rows(s, lines)):
+                part = (pl.int_range(pl.len(), dtype=pl.UInt64) // STATEMENT_BATCH_ROWS).alias("_part")
+                bodies = batch.group_by("_holder", part, maintain_order=True).agg(
+                    pl.col("holder_id").first(), pl.col("text").str.join("\n"))
+                for holder_id, body in bodies.select("holder_id", "text").iter_rows():
+                    if holder_id != current:
+                        if handle:
+                            handle.close()
+                        handle, current = (out / "statements" / f"{holder_id}.csv").open("wb"), holder_id
+                        handle.write(header.encode("utf-8"))
+                    handle.write((body + "\n").encode("utf-8"))
     finally:
         if handle:
             handle.close()
@@ -187,9 +189,7 @@ def write_reports(s: Settlement, out: Path) -> None:
     write_csv(out / "quarantine.csv", s.quarantine)
     currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
                                schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
-    amounts = (decoded(s.level1.filter(pl.col("status") == "suspense")).join(currency_of, on="contract_id")
-               .group_by("contract_id", "currency", "work_key", "use_type", "reason")
-               .agg(pl.col("amount_minor").sum()))
+    amounts = decoded(s.ledger.suspense).join(currency_of, on="contract_id")
     suspense = (amounts.join(s.suspense_usage, on=["contract_id", "work_key", "use_type", "reason"], how="full", coalesce=True)
                 .join(currency_of, on="contract_id", how="left", suffix="_c")
                 .with_columns(pl.coalesce("currency", "currency_c").alias("currency"))
@@ -203,14 +203,14 @@ def write_reports(s: Settlement, out: Path) -> None:
                   .sort("licensee_id", "work_ref", "use_type", "model_id", "unit", "territory", "reason",
                         nulls_last=True))
     write_csv(out / "unlicensed.csv", unlicensed)
-    write_csv(out / "allocations.csv", allocation_table(s, currency_of))
+    allocation_table(s, currency_of).sink_csv(out / "allocations.csv", line_terminator="\n")
 
 
-def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.DataFrame:
-    """Level 1 for auditors: each term's part per (work, use type, version), with its weight."""
-    key = ["contract_id", "term_id", "work_key", "use_type", "version"]
-    return (decoded(sorted_by(s.level1, key, nulls_last=True))
-            .join(currency_of, on="contract_id", how="left", maintain_order="left")
+def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
+    """Level 1 for auditors: each term's part per (work, use type, version), with its weight
+    (the ledger keeps it sorted by contract, term, work key, use type and version)."""
+    return (decoded(s.level1)
+            .join(currency_of.lazy(), on="contract_id", how="left", maintain_order="left")
             .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s)).alias("amount"),
                           pl.col("weight").cast(pl.String))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
@@ -232,7 +232,7 @@ def summary(s: Settlement) -> dict:
                                  "unattributed": fraction_text(Fraction(row["unattributed_nanos"], ATTRIBUTION_SCALE))}
             for row in s.unattributed.iter_rows(named=True)},
         "holders": s.balances.height and int(s.balances["holder_id"].n_unique()),
-        "lines": s.lines.height,
+        "lines": s.ledger.line_count,
         "warnings": s.warnings,
     }
 
@@ -251,9 +251,8 @@ def write_manifest(s: Settlement, out: Path) -> None:
 def export(s: Settlement, out: Path) -> dict:
     """Write every output of the run into `out`; return the summary."""
     prepare_folder(out)
-    table = line_table(s)
-    write_lines(s, table, out)
-    write_statements(s, table, out)
+    write_lines(s, out)
+    write_statements(s, out)
     write_invoices(s, out)
     write_reports(s, out)
     data = summary(s)

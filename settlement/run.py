@@ -1,8 +1,9 @@
 """A settlement run: intake → aggregate and classify (per partition of works) → price →
-allocate → distribute.
+allocate (per contract) → distribute (per partition of holders).
 
-`settle` is pure apart from reading the input files: it returns a `Settlement`
-with every frame the exports write. The run id is a hash of everything the run
+`settle` reads the input files and writes only temporary files: it returns a
+`Settlement` with everything the exports write, level 1 and the holder lines
+in the ledger's files (settlement/ledger.py). The run id is a hash of everything the run
 read (reference files, an order-independent digest of the usage rows, the
 period, the clock and the rules version), so the same inputs give the same id.
 """
@@ -17,9 +18,10 @@ from typing import Callable
 import polars as pl
 
 from contracts.loading import Inputs, sha256_file
-from settlement import aggregate, allocate, distribute, keys, price, resolve
+from settlement import aggregate, keys, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
+from settlement.ledger import Ledger, make_ledger
 
 RULES_VERSION = "1"
 ENGINE_VERSION = "0.1.0"
@@ -35,9 +37,7 @@ class Settlement:
     clock: str
     inputs: Inputs
     charges: list[price.ContractCharge]
-    level1: pl.DataFrame
-    lines: pl.DataFrame
-    balances: pl.DataFrame
+    ledger: Ledger  # level 1 and the holder lines, on disk, and the balances
     quarantine: pl.DataFrame
     suspense_usage: pl.DataFrame  # rows and units in suspense per contract, work key, use type, reason
     unlicensed: pl.DataFrame      # unlicensed use, as unlicensed.csv shows it
@@ -45,6 +45,18 @@ class Settlement:
     unattributed: pl.DataFrame
     totals: dict[str, dict[str, int]]
     warnings: list[str]
+
+    @property
+    def level1(self) -> pl.LazyFrame:
+        return self.ledger.level1
+
+    @property
+    def lines(self) -> pl.LazyFrame:
+        return self.ledger.lines
+
+    @property
+    def balances(self) -> pl.DataFrame:
+        return self.ledger.balances
 
 
 PRICED_KEY = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
@@ -76,23 +88,13 @@ def file_accounting(files: pl.DataFrame, statuses: pl.DataFrame) -> pl.DataFrame
         "file", "rows_read", "accepted", "duplicates", "quarantined", "suspense", "unlicensed").sort("file")
 
 
-def holder_lines(level2: pl.DataFrame, charges: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
-    contracts = charges.select("contract_id", "licensee_id", "currency").unique()
-    key = ["contract_id", "work_id", "use_type", "version"]
-    accepted = priced.filter(pl.col("status") == "accepted").select(
-        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version", "units")
-    units = keys.grouped(accepted, key, pl.col("units").sum())
-    lines = keys.joined(level2.join(contracts, on="contract_id", how="left"), units, on=key, how="left")
-    return lines.with_columns(pl.col("units").fill_null(0))
-
-
-def currency_totals(charges: pl.DataFrame, level1: pl.DataFrame, balances: pl.DataFrame) -> dict[str, dict[str, int]]:
+def currency_totals(charges: pl.DataFrame, ledger: Ledger) -> dict[str, dict[str, int]]:
     currency_of = charges.select("contract_id", "currency").unique()
-    suspense = level1.filter(pl.col("status") == "suspense").join(currency_of, on="contract_id")
     figures = {
         "charged": charges.group_by("currency").agg(pl.col("amount_minor").sum()),
-        "suspense": suspense.group_by("currency").agg(pl.col("amount_minor").sum()),
-        **{name: balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
+        "suspense": ledger.suspense.join(currency_of, on="contract_id").group_by("currency").agg(
+            pl.col("amount_minor").sum()),
+        **{name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
            for name in ("commission", "withholding", "payable", "carried_forward")},
     }
     totals: dict[str, dict[str, int]] = {}
@@ -153,22 +155,14 @@ def combined(partials: list[Classified]) -> Classified:
 
 
 def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: list[price.ContractCharge]
-              ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Charge rows, level 1, holder lines and balances; intermediate frames are released on return."""
-    catalogue = inputs.catalogue
+              ) -> tuple[pl.DataFrame, Ledger]:
+    """The charged terms as a frame, and the ledger that allocates and distributes them."""
     charge_rows = price.charges_frame(charges)
-    in_term = [c.contract for c in charges]
-    covered = resolve.covered_works(in_term, catalogue, inputs.policy.consent_required, period)
-    used = resolve.used_works(priced, catalogue, period)
-    types = keys.key_types(catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
-                           inputs.holders, inputs.contracts, charge_rows["term_id"], catalogue.splits,
+    types = keys.key_types(inputs.catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
+                           inputs.holders, inputs.contracts, charge_rows["term_id"], inputs.catalogue.splits,
                            inputs.licensees)
-    priced, covered, used, charge_rows, splits = (keys.encoded(frame, types) for frame in
-                                                  (priced, covered, used, charge_rows, catalogue.splits))
-    level1 = allocate.level_one(charge_rows, {c.contract_id: c for c in in_term}, priced, covered, used, types)
-    level2 = allocate.level_two(level1, splits)
-    lines = distribute.distribute(holder_lines(level2, charge_rows, priced), inputs.policy, inputs.holders, types)
-    return charge_rows, level1, lines, distribute.balances(lines, inputs.holders, inputs.policy, types)
+    charge_rows = keys.encoded(charge_rows, types)
+    return charge_rows, make_ledger(inputs, period, priced, charges, charge_rows, types)
 
 
 def settle(inputs: Inputs, period: Period, clock: str,
@@ -189,10 +183,10 @@ def settle(inputs: Inputs, period: Period, clock: str,
     quarantine, unattributed = usage.quarantine, usage.unattributed
     del usage  # its partials are in `classified` now
     charges = price.price_all(contracts, classified.priced, inputs.revenue, period)
-    charge_rows, level1, lines, balances = allocated(inputs, period, classified.priced, charges)
-    totals = currency_totals(charge_rows, level1, balances)
-    assert_conserved(charge_rows, level1, lines, totals, accounting)
+    charge_rows, ledger = allocated(inputs, period, classified.priced, charges)
+    totals = currency_totals(charge_rows, ledger)
+    assert_conserved(ledger.problems, totals, accounting)
     warnings = [w for c in charges for w in c.warnings]
-    return Settlement(run_id, period, clock, inputs, charges, level1, lines, balances, quarantine,
+    return Settlement(run_id, period, clock, inputs, charges, ledger, quarantine,
                       classified.suspense_usage, classified.unlicensed, accounting, unattributed,
                       totals, warnings)

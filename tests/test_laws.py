@@ -213,12 +213,13 @@ def test_conservation_to_the_minor_unit(data):
     for charge in s.charges:
         event(f"terms: {sorted({t.term_type for t in charge.terms})}")
         event("cap applied" if any(t.amount_minor != t.rounded_minor for t in charge.terms) else "no cap applied")
-    event(f"split versions on lines: {s.lines['version'].n_unique() if s.lines.height else 0}")
+    lines = s.lines.collect()
+    event(f"split versions on lines: {lines['version'].n_unique() if lines.height else 0}")
     charged, suspense = defaultdict(int), defaultdict(int)
     for charge in s.charges:
         charged[charge.contract.currency] += sum(t.amount_minor for t in charge.terms)
         assert all(t.amount_minor >= 0 for t in charge.terms)
-    level1 = s.level1.to_dicts()
+    level1 = s.level1.collect().to_dicts()
     per_term, per_work = defaultdict(int), defaultdict(int)
     for part in level1:
         assert part["amount_minor"] >= 0
@@ -236,7 +237,7 @@ def test_conservation_to_the_minor_unit(data):
 
     paid = defaultdict(lambda: defaultdict(int))
     holders_gross = defaultdict(int)
-    for line in s.lines.to_dicts():
+    for line in lines.to_dicts():
         assert line["currency"] == currency_of[line["contract_id"]]
         assert min(line["gross"], line["commission"], line["withholding"], line["net"]) >= 0
         assert line["gross"] == line["commission"] + line["withholding"] + line["net"]
@@ -276,10 +277,10 @@ def test_each_holder_gets_the_exact_share_to_within_one_minor_unit(data):
         s = run(write_inputs(Path(tmp) / "in", **data))
     shares = split_shares(data["splits"])
     amounts = defaultdict(int)
-    for part in s.level1.filter(pl.col("status") == "accepted").to_dicts():
+    for part in s.level1.filter(pl.col("status") == "accepted").collect().to_dicts():
         amounts[(part["contract_id"], part["work_key"], part["use_type"], part["version"])] += part["amount_minor"]
     seen = defaultdict(set)
-    for line in s.lines.to_dicts():
+    for line in s.lines.collect().to_dicts():
         key = (line["contract_id"], line["work_id"], line["use_type"], line["version"])
         share = shares[(line["work_id"], line["version"])][line["holder_id"]]
         assert abs(line["gross"] - amounts[key] * share) < 1, (key, line["holder_id"], line["gross"], share)

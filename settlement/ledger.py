@@ -1,0 +1,204 @@
+"""The ledger: a run's level-1 parts and holder lines, made in bounded memory.
+
+Level 1 and level 2 split a contract's amounts over that contract's own usage,
+so they run one contract at a time. Commission and withholding are per holder
+across contracts (withholding is rounded once on a holder's total and spread
+over all of the holder's lines), so they run per partition of holders:
+contiguous ranges of holders with about LINE_PARTITION_ROWS lines each. Every
+piece is written to the ledger's folder before the next is made, so a run holds
+one contract's or one partition's lines in memory, whatever the size of the
+month (at 100M usage rows, allocating every contract at once needed more than
+24 GB).
+
+Conservation is checked on each piece as it is made: a contract's terms and
+works, a partition's lines. What disagrees is kept in `problems`; the run
+raises on it at the end (conservation.assert_conserved).
+
+The files, which exports read back in their documented orders:
+- `level1/NNNNNN.parquet`: one per contract, in contract order, each sorted by
+  ALLOCATION_KEY (nulls last), so that read in file order level 1 is sorted;
+- `lines/NNNNNN.parquet`: one per contract, in (licensee, contract) order, each
+  sorted by LINE_KEY, so that read in file order the lines are in line order.
+  `_holder` is the holder's code (its lexical rank), by which statements find
+  a partition's holders.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+
+from settlement import allocate, distribute, keys, price, resolve
+from settlement.conservation import check_lines, check_terms, check_works
+from settlement.keys import KeyTypes, grouped, joined, sorted_by
+from settlement.money import MONEY
+
+LINE_PARTITION_ROWS = 5_000_000  # holder lines given commission and withholding at once
+ALLOCATION_KEY = ["contract_id", "term_id", "work_key", "use_type", "version"]
+SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
+LINE_KEY = distribute.LINE_KEY
+SPILL = {"compression": "lz4"}
+
+
+def level1_schema(types: KeyTypes) -> dict:
+    return {**allocate.base_schema(types), "amount_minor": MONEY}
+
+
+def gross_schema(types: KeyTypes) -> dict:
+    """A holder line before commission and withholding, as level 2 makes it."""
+    return {"licensee_id": types.licensee, "contract_id": types.contract, "work_id": types.work,
+            "use_type": types.use_type, "version": types.version, "holder_id": types.holder, "right": types.right,
+            "share": types.share, "currency": types.currency, "units": pl.Int64, "gross": MONEY,
+            "_holder": pl.UInt32}
+
+
+def line_schema(types: KeyTypes) -> dict:
+    return {**gross_schema(types), "commission": MONEY, "withholding": MONEY, "net": MONEY}
+
+
+def scanned(files: list[Path], schema: dict) -> pl.LazyFrame:
+    """The files read in their order (an empty frame of `schema` when there are none)."""
+    return pl.scan_parquet(files) if files else pl.LazyFrame(schema=schema)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A run's level-1 parts and holder lines, on disk (see the module's docstring)."""
+
+    folder: tempfile.TemporaryDirectory  # deleted with the ledger
+    types: KeyTypes
+    level1_files: list[Path]
+    line_files: list[Path]
+    holder_ranges: list[tuple[int, int]]  # holder codes (first, last) of each partition, in holder order
+    line_count: int
+    suspense: pl.DataFrame  # level-1 suspense amounts per contract, work key, use type and reason
+    balances: pl.DataFrame
+    problems: list[str]
+
+    @property
+    def level1(self) -> pl.LazyFrame:
+        """Level 1, sorted by ALLOCATION_KEY."""
+        return scanned(self.level1_files, level1_schema(self.types))
+
+    @property
+    def lines(self) -> pl.LazyFrame:
+        """The holder lines, sorted by LINE_KEY."""
+        return scanned(self.line_files, line_schema(self.types))
+
+    def holder_partitions(self) -> Iterator[pl.DataFrame]:
+        """The lines of each partition of holders, in line order, partitions in holder order."""
+        for first, last in self.holder_ranges:
+            yield self.lines.filter(pl.col("_holder").is_between(first, last)).collect()
+
+
+def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.ContractCharge],
+                charge_rows: pl.DataFrame, types: KeyTypes) -> Ledger:
+    """Allocate every charged term and distribute every holder line (see the module's docstring).
+    `charge_rows` are `charges` as a frame, encoded by `types`."""
+    folder = tempfile.TemporaryDirectory(prefix="settle-ledger-")
+    root = Path(folder.name)
+    for name in ("level1", "gross", "lines"):
+        (root / name).mkdir()
+    splits = keys.encoded(inputs.catalogue.splits, types)
+    by_id = sorted(charges, key=lambda c: c.contract.contract_id)
+    in_line_order = sorted(range(len(by_id)), key=lambda i: (by_id[i].contract.licensee_id,
+                                                             by_id[i].contract.contract_id))
+    problems, suspense = [], []
+    for index, charge in enumerate(by_id):
+        terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
+        level1, gross = contract_parts(inputs, period, charge, terms, priced, splits, types)
+        problems += check_terms(terms, level1) + check_works(level1, gross)
+        suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
+                                pl.col("amount_minor").sum()))
+        sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(root / "level1" / f"{index:06d}.parquet",
+                                                                         **SPILL)
+        gross.write_parquet(root / "gross" / f"{index:06d}.parquet", **SPILL)
+    gross_files = [root / "gross" / f"{i:06d}.parquet" for i in range(len(by_id))]
+    ranges, totals, line_count = distributed(gross_files, [c.contract.contract_id for c in by_id], inputs, types,
+                                             root / "lines", problems)
+    line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
+    return Ledger(folder, types, [root / "level1" / f"{i:06d}.parquet" for i in range(len(by_id))], line_files,
+                  ranges, line_count, concatenated(suspense, {**{c: types.of(c) for c in SUSPENSE_KEY},
+                                                              "amount_minor": MONEY}),
+                  distribute.balances(totals, inputs.holders, inputs.policy, types), problems)
+
+
+def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataFrame, priced: pl.DataFrame,
+                   splits: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One contract's level-1 parts and its holder lines before commission (gross, `gross_schema`)."""
+    contract = charge.contract
+    catalogue = inputs.catalogue
+    own = priced.filter(pl.col("contract_id") == contract.contract_id)
+    covered = resolve.covered_works([contract], catalogue, inputs.policy.consent_required, period)
+    used = resolve.used_works(own, catalogue, period)
+    own, covered, used = (keys.encoded(frame, types) for frame in (own, covered, used))
+    level1 = allocate.level_one(terms, {contract.contract_id: contract}, own, covered, used, types)
+    level2 = allocate.level_two(level1, splits)
+    return level1, holder_lines(level2, contract, own, types)
+
+
+def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
+    """Level 2's holder parts with the contract's licensee and currency and the accepted units of their work."""
+    key = ["contract_id", "work_id", "use_type", "version"]
+    accepted = priced.filter(pl.col("status") == "accepted").select(
+        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version", "units")
+    units = grouped(accepted, key, pl.col("units").sum())
+    lines = joined(level2, units, on=key, how="left").with_columns(
+        pl.lit(contract.licensee_id).cast(types.licensee).alias("licensee_id"),
+        pl.lit(contract.currency).cast(types.currency).alias("currency"),
+        pl.col("units").fill_null(0), pl.col("holder_id").to_physical().cast(pl.UInt32).alias("_holder"))
+    schema = gross_schema(types)
+    return lines.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
+    """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each
+    (a holder's lines are never split; a holder with more lines has a range alone)."""
+    counts = gross.group_by("_holder").agg(pl.len().alias("lines")).sort("_holder").collect()
+    before = counts["lines"].cum_sum() - counts["lines"]
+    ranges = (counts.with_columns((before // LINE_PARTITION_ROWS).alias("_part"))
+              .group_by("_part").agg(pl.col("_holder").min().alias("first"), pl.col("_holder").max().alias("last"))
+              .sort("_part"))
+    return list(ranges.select("first", "last").iter_rows())
+
+
+def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types: KeyTypes, folder: Path,
+                problems: list[str]) -> tuple[list[tuple[int, int]], pl.DataFrame, int]:
+    """Commission, withholding and net on every line, one partition of holders at a time.
+    Each partition's lines are written per contract, as `NNNNNN-PPPPPP.parquet` (the
+    contract's number in `contract_ids`, the partition). Returns the holder ranges, the
+    totals per holder and currency and the number of lines."""
+    gross = scanned(gross_files, gross_schema(types))
+    number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
+    ranges, totals, count = holder_ranges(gross), [], 0
+    for part, (first, last) in enumerate(ranges):
+        lines = distribute.distribute(gross.filter(pl.col("_holder").is_between(first, last)).collect(),
+                                      inputs.policy, inputs.holders, types)
+        problems += check_lines(lines)
+        totals.append(distribute.holder_totals(lines))
+        count += lines.height
+        for (contract_id,), piece in lines.partition_by("contract_id", as_dict=True).items():
+            piece.write_parquet(folder / f"{number[contract_id]:06d}-{part:06d}.parquet", **SPILL)
+    schema = line_schema(types)
+    return ranges, concatenated(totals, {c: schema[c] for c in ("holder_id", "currency", "gross", "commission",
+                                                                 "withholding", "net")}), count
+
+
+def sorted_lines(folder: Path, index: int) -> Path | None:
+    """One contract's lines from every partition, sorted by LINE_KEY into one file
+    (None when the contract has no lines)."""
+    pieces = sorted(folder.glob(f"{index:06d}-*.parquet"))
+    target = folder / f"{index:06d}.parquet"
+    if pieces:
+        sorted_by(pl.read_parquet(pieces), LINE_KEY).write_parquet(target, **SPILL)
+        for piece in pieces:
+            piece.unlink()
+    return target if pieces else None
