@@ -68,13 +68,14 @@ def term_base(term: dict, contract, rows: pl.DataFrame, covered: pl.DataFrame, u
 
 
 def base_schema(types: KeyTypes) -> dict:
-    return {"contract_id": types.contract, "term_id": types.term, "work_key": types.work,
+    return {"contract_id": types.contract, "term_id": types.term, "work_key": types.dtype("work_key"),
             "use_type": types.use_type, "version": types.version, "status": types.status, "reason": types.reason,
             "weight": MONEY}
 
 
 def no_base_row(term: dict, types: KeyTypes) -> pl.DataFrame:
-    return pl.DataFrame([{"contract_id": term["contract_id"], "term_id": term["term_id"], "work_key": NO_BASE,
+    return pl.DataFrame([{"contract_id": term["contract_id"], "term_id": term["term_id"],
+                          "work_key": types.work.code_of(NO_BASE),
                           "use_type": term["term_use_type"] or "", "version": None, "status": "suspense",
                           "reason": "no_allocation_base", "weight": 1}], schema=base_schema(types))
 

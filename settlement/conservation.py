@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from contracts.errors import ConservationError
-from settlement.keys import grouped, joined
+from settlement.keys import KeyTypes, decoded, grouped, joined
 
 
 def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:
@@ -21,7 +21,7 @@ def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:
             for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True)]
 
 
-def check_works(level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
+def check_works(level1: pl.DataFrame, lines: pl.DataFrame, types: KeyTypes) -> list[str]:
     """Every accepted (contract, work, use type, version) amount's holder parts sum to it."""
     key = ["contract_id", "work_key", "use_type", "version"]
     works = grouped(level1.filter(pl.col("status") == "accepted"), key,
@@ -30,7 +30,8 @@ def check_works(level1: pl.DataFrame, lines: pl.DataFrame) -> list[str]:
     both = joined(works, holders, on=key, how="full").fill_null(0)
     return [f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
             f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}"
-            for row in both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10).iter_rows(named=True)]
+            for row in decoded(both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10), types
+                               ).iter_rows(named=True)]
 
 
 def check_lines(lines: pl.DataFrame) -> list[str]:

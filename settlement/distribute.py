@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import polars as pl
 
-from settlement.keys import KeyTypes, grouped, joined
+from settlement.keys import KeyTypes, encoded, grouped, joined
 from settlement.money import MONEY, largest_remainder, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
@@ -28,15 +28,15 @@ def half_even_product(amount: pl.Expr, numerator: pl.Expr, denominator: pl.Expr)
     return quotient + up.cast(MONEY)
 
 
-def rate_columns(rates: dict[str, Fraction], key: str, key_type: pl.DataType, prefix: str) -> pl.DataFrame:
-    return pl.DataFrame({key: list(rates), f"{prefix}_num": [r.numerator for r in rates.values()],
-                         f"{prefix}_den": [r.denominator for r in rates.values()]},
-                        schema={key: key_type, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY})
+def rate_columns(rates: dict[str, Fraction], key: str, prefix: str, types: KeyTypes) -> pl.DataFrame:
+    """Rates by `key` as exact numerator and denominator columns, the key encoded by `types`."""
+    return encoded(pl.DataFrame({key: list(rates), f"{prefix}_num": [r.numerator for r in rates.values()],
+                                 f"{prefix}_den": [r.denominator for r in rates.values()]},
+                                schema={key: pl.String, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY}), types)
 
 
 def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction], types: KeyTypes) -> pl.DataFrame:
-    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", types.use_type,
-                         "commission")
+    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", "commission", types)
     lines = lines.join(rates, on="use_type", how="left").with_columns(
         pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
     return lines.with_columns(
@@ -46,7 +46,7 @@ def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction], types:
 
 def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.DataFrame:
     rates = rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()},
-                         "holder_id", types.holder, "withholding")
+                         "holder_id", "withholding", types)
     group = ["holder_id", "currency"]
     lines = lines.with_columns((pl.col("gross") - pl.col("commission")).alias("after_commission"))
     totals = grouped(lines, group, pl.col("after_commission").sum()).join(rates, on="holder_id", how="left")
@@ -76,8 +76,8 @@ def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) ->
                                schema={"currency": types.currency, "policy_threshold": MONEY})
     own = [(h.holder_id, h.payout_currency, to_minor(h.payout_threshold, h.payout_currency))
            for h in holders.values() if h.payout_threshold is not None and h.payout_currency in currencies]
-    own_rows = pl.DataFrame(own, schema={"holder_id": types.holder, "currency": types.currency, "own_threshold": MONEY},
-                            orient="row")
+    own_rows = encoded(pl.DataFrame(own, schema={"holder_id": pl.String, "currency": pl.String,
+                                                 "own_threshold": MONEY}, orient="row"), types)
     return policy_rows, own_rows
 
 

@@ -58,13 +58,13 @@ def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) ->
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
-        pl.col("units").cast(pl.String), *amounts))
+        pl.col("units").cast(pl.String), *amounts), s.ledger.types)
 
 
 def write_lines(s: Settlement, out: Path) -> None:
     """lines.csv and lines.parquet, streamed from the ledger's files in line order."""
-    line_table(s, s.lines).sink_csv(out / "lines.csv", line_terminator="\n")
-    line_table(s, s.lines, minor_units=True).sink_parquet(out / "lines.parquet", statistics=False)
+    line_table(s, s.ledger.lines).sink_csv(out / "lines.csv", line_terminator="\n")
+    line_table(s, s.ledger.lines, minor_units=True).sink_parquet(out / "lines.parquet", statistics=False)
 
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
@@ -85,8 +85,8 @@ def csv_field(column: str) -> pl.Expr:
 def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
     """Per holder and currency of `holders`: the total record, then threshold, carried forward and payable."""
     money = lambda column: minor_expr(pl.col(column), pl.col("currency"), currencies(s))
-    balances = s.balances.join(holders, on="holder_id", how="semi", maintain_order="left")
-    holder = [pl.col("holder_id").to_physical().alias("_holder"), pl.col("holder_id").cast(pl.String)]
+    balances = s.ledger.balances.join(holders, on="holder_id", how="semi", maintain_order="left")
+    holder = [pl.col("holder_id").alias("_holder"), s.ledger.types.holder.decode("holder_id")]
     frames = [balances.select(*holder, pl.col("currency").cast(pl.String), pl.lit(0).alias("_order"),
                               pl.lit("total").alias("record"), *(money(a).alias(a) for a in AMOUNTS))]
     for order, (record, column) in enumerate(BALANCE_RECORDS.items(), start=1):
@@ -100,10 +100,10 @@ def statement_rows(s: Settlement, lines: pl.DataFrame) -> pl.DataFrame:
     CSV text, in statement order: by holder, lines (in line order) before balances. Rows are
     rendered to one text column first, so the sort moves one string per row; holders sort by
     their Enum code, which is their lexical order."""
-    titles = s.inputs.catalogue.works.select(pl.col("work_id").cast(lines.schema["work_id"]), "title")
+    titles = s.inputs.catalogue.works.select(s.ledger.types.work.encode("work_id"), "title")
     title = lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
     table = line_table(s, lines.lazy()).collect().with_columns(
-        title, pl.lit("line").alias("record"), lines["holder_id"].to_physical().alias("_holder"))
+        title, pl.lit("line").alias("record"), lines["holder_id"].alias("_holder"))
     parts = []
     for section, frame in enumerate((table, balance_table(s, lines.select("holder_id").unique()))):
         fields = [pl.lit("") if c not in frame.columns else csv_field(c) if c in FREE_TEXT
@@ -189,7 +189,7 @@ def write_reports(s: Settlement, out: Path) -> None:
     write_csv(out / "quarantine.csv", s.quarantine)
     currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
                                schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
-    amounts = decoded(s.ledger.suspense).join(currency_of, on="contract_id")
+    amounts = decoded(s.ledger.suspense, s.ledger.types).join(currency_of, on="contract_id")
     suspense = (amounts.join(s.suspense_usage, on=["contract_id", "work_key", "use_type", "reason"], how="full", coalesce=True)
                 .join(currency_of, on="contract_id", how="left", suffix="_c")
                 .with_columns(pl.coalesce("currency", "currency_c").alias("currency"))
@@ -209,7 +209,7 @@ def write_reports(s: Settlement, out: Path) -> None:
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight
     (the ledger keeps it sorted by contract, term, work key, use type and version)."""
-    return (decoded(s.level1)
+    return (s.level1
             .join(currency_of.lazy(), on="contract_id", how="left", maintain_order="left")
             .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s)).alias("amount"),
                           pl.col("weight").cast(pl.String))
@@ -231,7 +231,7 @@ def summary(s: Settlement) -> dict:
             row["licensee_id"]: {"outputs": row["outputs"],
                                  "unattributed": fraction_text(Fraction(row["unattributed_nanos"], ATTRIBUTION_SCALE))}
             for row in s.unattributed.iter_rows(named=True)},
-        "holders": s.balances.height and int(s.balances["holder_id"].n_unique()),
+        "holders": s.ledger.balances.height and int(s.ledger.balances["holder_id"].n_unique()),
         "lines": s.ledger.line_count,
         "warnings": s.warnings,
     }

@@ -2,10 +2,15 @@
 
 Allocation groups, joins and sorts millions of lines by work, holder, contract,
 term, use type and split version. As strings those keys are slow to hash and
-slower to sort; as `pl.Enum`s whose categories are in lexical order they are
-small integers that group and sort as fast as integers, and still sort exactly
-as the strings do (the tie-break of rule 5 compares strings by code point).
-Exports cast them back to strings, so no output depends on the encoding.
+slower to sort. As integers that are each value's rank in code-point order
+they group and sort as fast as integers, and still sort exactly as the strings
+do (the tie-break of rule 5 compares strings by code point). The small key sets
+(contracts, terms, use types, versions...) are `pl.Enum`s whose categories are
+in lexical order. Works and holders, a million of them or more, are `Codes`:
+plain UInt32 ranks, because polars rebuilds an Enum's million categories each
+time a frame's schema is read (0.6 s with a million works), and allocation
+reads schemas thousands of times. Exports decode both (`decoded`), so no output
+depends on the encoding.
 
 The categories are built per run: work keys include the identifiers of
 unresolved works (suspense), which only the usage names.
@@ -32,12 +37,40 @@ def lexical_enum(values) -> pl.Enum:
     return pl.Enum(sorted({value for value in values if value is not None}))
 
 
+class Codes:
+    """A large key set as UInt32 codes: each value's rank among `values` (unique, in
+    code-point order), so codes sort, group and join as the strings do."""
+
+    dtype = pl.UInt32
+
+    def __init__(self, values: pl.Series):
+        self.values = values.cast(pl.String)
+        self.enum = pl.Enum(self.values)  # built once: the cast through it is how strings are ranked
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def encode(self, column: str) -> pl.Expr:
+        """A string column (every value among `values`) as its codes."""
+        return pl.col(column).cast(pl.String).cast(self.enum).to_physical().cast(pl.UInt32).alias(column)
+
+    def decode(self, column: str) -> pl.Expr:
+        """A code column as its strings."""
+        return pl.lit(self.values).gather(pl.col(column)).alias(column)
+
+    def code_of(self, value: str) -> int:
+        code = self.values.search_sorted(value)
+        if code >= len(self.values) or self.values[code] != value:
+            raise KeyError(value)
+        return code
+
+
 @dataclass(frozen=True)
 class KeyTypes:
     """The Enum type of each key column after aggregation."""
 
-    work: pl.Enum      # catalogue work ids, unresolved references and NO_BASE
-    holder: pl.Enum
+    work: Codes        # catalogue work ids, unresolved references and NO_BASE
+    holder: Codes
     contract: pl.Enum
     term: pl.Enum
     use_type: pl.Enum  # the use types and "" (a no-base term without a use type)
@@ -49,7 +82,12 @@ class KeyTypes:
     reason: pl.Enum = lexical_enum(REASONS)
     right: pl.Enum = lexical_enum(RIGHTS)
 
-    def of(self, column: str) -> pl.Enum | None:
+    def dtype(self, column: str) -> pl.DataType:
+        """The type a key column is stored as."""
+        kind = self.of(column)
+        return kind.dtype if isinstance(kind, Codes) else kind
+
+    def of(self, column: str) -> pl.Enum | Codes | None:
         return {"work_key": self.work, "work_id": self.work, "holder_id": self.holder,
                 "contract_id": self.contract, "term_id": self.term, "use_type": self.use_type,
                 "version": self.version, "licensee_id": self.licensee, "currency": self.currency,
@@ -61,8 +99,8 @@ def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts,
     works = pl.concat([work_ids.cast(pl.String), unresolved.cast(pl.String),
                        pl.Series([NO_BASE], dtype=pl.String)]).unique().sort()
     return KeyTypes(
-        work=pl.Enum(works.drop_nulls()),
-        holder=lexical_enum(holder_ids),
+        work=Codes(works.drop_nulls()),
+        holder=Codes(pl.Series(sorted(set(holder_ids)), dtype=pl.String)),
         contract=lexical_enum(c.contract_id for c in contracts),
         term=lexical_enum(term_ids),
         use_type=lexical_enum([*USE_TYPES, ""]),
@@ -74,27 +112,49 @@ def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts,
 
 
 def encoded(frame: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
-    """Cast every key column the frame has to its Enum."""
-    return frame.with_columns(pl.col(c).cast(types.of(c)) for c in frame.columns if types.of(c) is not None)
+    """Every key column the frame has as its Enum or its codes."""
+    kinds = {c: types.of(c) for c in frame.columns if types.of(c) is not None}
+    return frame.with_columns(kind.encode(c) if isinstance(kind, Codes) else pl.col(c).cast(kind)
+                              for c, kind in kinds.items())
 
 
-def decoded(frame: pl.DataFrame) -> pl.DataFrame:
-    """Enum columns back to strings (for outputs)."""
-    return frame.with_columns(cs.enum().cast(pl.String))
+def decoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes) -> pl.DataFrame | pl.LazyFrame:
+    """Enum and code columns back to strings (for outputs)."""
+    codes = [kind.decode(c) for c in frame.collect_schema().names() if isinstance(kind := types.of(c), Codes)]
+    return frame.with_columns(cs.enum().cast(pl.String), *codes)
 
 
-def packed_key(frame: pl.DataFrame, columns: list[str], nulls_last: bool = False) -> pl.Expr | None:
+def key_sizes(frames: list[pl.DataFrame], columns: list[str]) -> dict[str, int] | None:
+    """How many codes each key column can hold: an Enum's categories, or for an unsigned
+    integer column (Codes, row indexes) its largest value + 1 over `frames`; None when
+    a column is neither."""
+    sizes = {}
+    for column in columns:
+        dtypes = {frame.schema[column] for frame in frames}
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if isinstance(dtype, pl.Enum):
+            sizes[column] = len(dtype.categories)
+        elif dtype in (pl.UInt8, pl.UInt16, pl.UInt32):
+            sizes[column] = max((int(frame[column].max() or 0) for frame in frames), default=0) + 1
+        else:
+            return None
+    return sizes
+
+
+def packed_key(frame: pl.DataFrame, columns: list[str], nulls_last: bool = False,
+               sizes: dict[str, int] | None = None) -> pl.Expr | None:
     """One UInt64 that orders rows exactly as sorting by `columns` does (nulls first, or
-    last), or None when the columns are not all Enums or do not fit in 64 bits together.
+    last), or None when the columns are not all Enums or codes, or do not fit in 64 bits
+    together. `sizes` (key_sizes), when frames are to be packed alike.
 
     Sorting millions of rows by one integer is several times faster than by six
-    columns; each Enum's code (its lexical rank) gets the bits it needs."""
+    columns; each column's code (its lexical rank) gets the bits it needs."""
+    sizes = sizes or key_sizes([frame], columns)
+    if sizes is None:
+        return None
     bits, parts = 0, []
     for column in reversed(columns):
-        dtype = frame.schema[column]
-        if not isinstance(dtype, pl.Enum):
-            return None
-        size = len(dtype.categories)
+        size = sizes[column]
         code = (pl.col(column).to_physical().cast(pl.UInt64) + 1).fill_null(size + 1 if nulls_last else 0)
         parts.append(code * (1 << bits))
         bits += (size + 1).bit_length()
@@ -121,9 +181,11 @@ def grouped(frame: pl.DataFrame, columns: list[str], *aggregations: pl.Expr) -> 
 def joined(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str = "inner") -> pl.DataFrame:
     """`left.join(right, on=on, how=how, nulls_equal=True)`, on one packed integer when both sides
     have the same Enum key columns. A null key matches a null key."""
-    left_key, right_key = packed_key(left, on), packed_key(right, on)
-    same = all(left.schema[c] == right.schema[c] for c in on)
-    if left_key is None or right_key is None or not same:
+    sizes = key_sizes([left, right], on)
+    if sizes is None:
+        return left.join(right, on=on, how=how, nulls_equal=True, coalesce=True)
+    left_key, right_key = packed_key(left, on, sizes=sizes), packed_key(right, on, sizes=sizes)
+    if left_key is None:
         return left.join(right, on=on, how=how, nulls_equal=True, coalesce=True)
     left, right = left.with_columns(left_key.alias("_key")), right.with_columns(right_key.alias("_key"))
     if how != "full":

@@ -19,8 +19,9 @@ The files, which exports read back in their documented orders:
   ALLOCATION_KEY (nulls last), so that read in file order level 1 is sorted;
 - `lines/NNNNNN.parquet`: one per contract, in (licensee, contract) order, each
   sorted by LINE_KEY, so that read in file order the lines are in line order.
-  `_holder` is the holder's code (its lexical rank), by which statements find
-  a partition's holders.
+
+Work and holder keys are stored as their codes (keys.Codes): a range of holder
+codes is a range of holders in lexical order.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import polars as pl
 
 from settlement import allocate, distribute, keys, price, resolve
 from settlement.conservation import check_lines, check_terms, check_works
-from settlement.keys import KeyTypes, grouped, joined, sorted_by
+from settlement.keys import KeyTypes, decoded, encoded, grouped, joined, sorted_by
 from settlement.money import MONEY
 
 LINE_PARTITION_ROWS = 5_000_000  # holder lines given commission and withholding at once
@@ -50,10 +51,9 @@ def level1_schema(types: KeyTypes) -> dict:
 
 def gross_schema(types: KeyTypes) -> dict:
     """A holder line before commission and withholding, as level 2 makes it."""
-    return {"licensee_id": types.licensee, "contract_id": types.contract, "work_id": types.work,
-            "use_type": types.use_type, "version": types.version, "holder_id": types.holder, "right": types.right,
-            "share": types.share, "currency": types.currency, "units": pl.Int64, "gross": MONEY,
-            "_holder": pl.UInt32}
+    return {column: types.dtype(column) for column in ("licensee_id", "contract_id", "work_id", "use_type",
+                                                        "version", "holder_id", "right", "share", "currency")
+            } | {"units": pl.Int64, "gross": MONEY}
 
 
 def line_schema(types: KeyTypes) -> dict:
@@ -92,7 +92,7 @@ class Ledger:
     def holder_partitions(self) -> Iterator[pl.DataFrame]:
         """The lines of each partition of holders, in line order, partitions in holder order."""
         for first, last in self.holder_ranges:
-            yield self.lines.filter(pl.col("_holder").is_between(first, last)).collect()
+            yield self.lines.filter(pl.col("holder_id").is_between(first, last)).collect()
 
 
 def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.ContractCharge],
@@ -111,7 +111,7 @@ def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.Contra
     for index, charge in enumerate(by_id):
         terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
         level1, gross = contract_parts(inputs, period, charge, terms, priced, splits, types)
-        problems += check_terms(terms, level1) + check_works(level1, gross)
+        problems += check_terms(terms, level1) + check_works(level1, gross, types)
         suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
                                 pl.col("amount_minor").sum()))
         sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(root / "level1" / f"{index:06d}.parquet",
@@ -122,7 +122,7 @@ def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.Contra
                                              root / "lines", problems)
     line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
     return Ledger(folder, types, [root / "level1" / f"{i:06d}.parquet" for i in range(len(by_id))], line_files,
-                  ranges, line_count, concatenated(suspense, {**{c: types.of(c) for c in SUSPENSE_KEY},
+                  ranges, line_count, concatenated(suspense, {**{c: types.dtype(c) for c in SUSPENSE_KEY},
                                                               "amount_minor": MONEY}),
                   distribute.balances(totals, inputs.holders, inputs.policy, types), problems)
 
@@ -133,16 +133,28 @@ def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
 
 def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataFrame, priced: pl.DataFrame,
                    splits: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One contract's level-1 parts and its holder lines before commission (gross, `gross_schema`)."""
+    """One contract's level-1 parts and its holder lines before commission (gross, `gross_schema`).
+    `priced` and `splits` are encoded by `types`."""
     contract = charge.contract
-    catalogue = inputs.catalogue
     own = priced.filter(pl.col("contract_id") == contract.contract_id)
-    covered = resolve.covered_works([contract], catalogue, inputs.policy.consent_required, period)
-    used = resolve.used_works(own, catalogue, period)
-    own, covered, used = (keys.encoded(frame, types) for frame in (own, covered, used))
+    covered, used = works_to_count(inputs, period, contract, own, types)
     level1 = allocate.level_one(terms, {contract.contract_id: contract}, own, covered, used, types)
     level2 = allocate.level_two(level1, splits)
     return level1, holder_lines(level2, contract, own, types)
+
+
+def works_to_count(inputs, period, contract, own: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The contract's covered and used works, found only for the terms that count them
+    (per covered work, per used work): both read the catalogue's splits."""
+    bases = {term.basis for term in contract.terms if hasattr(term, "basis")}
+    catalogue, found = inputs.catalogue, []
+    for basis, works in (("per_covered_work", lambda: resolve.covered_works(
+                              [contract], catalogue, inputs.policy.consent_required, period)),
+                         ("per_used_work", lambda: resolve.used_works(
+                              decoded(own.select("contract_id", "work_key", "work_id"), types), catalogue, period))):
+        found.append(encoded(works(), types) if basis in bases else pl.DataFrame(schema={
+            column: types.dtype(column) for column in ("contract_id", "work_key", "version", "status", "reason")}))
+    return found[0], found[1]
 
 
 def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
@@ -154,7 +166,7 @@ def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: Ke
     lines = joined(level2, units, on=key, how="left").with_columns(
         pl.lit(contract.licensee_id).cast(types.licensee).alias("licensee_id"),
         pl.lit(contract.currency).cast(types.currency).alias("currency"),
-        pl.col("units").fill_null(0), pl.col("holder_id").to_physical().cast(pl.UInt32).alias("_holder"))
+        pl.col("units").fill_null(0))
     schema = gross_schema(types)
     return lines.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
 
@@ -162,10 +174,11 @@ def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: Ke
 def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
     """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each
     (a holder's lines are never split; a holder with more lines has a range alone)."""
-    counts = gross.group_by("_holder").agg(pl.len().alias("lines")).sort("_holder").collect()
+    counts = gross.group_by("holder_id").agg(pl.len().alias("lines")).sort("holder_id").collect()
     before = counts["lines"].cum_sum() - counts["lines"]
     ranges = (counts.with_columns((before // LINE_PARTITION_ROWS).alias("_part"))
-              .group_by("_part").agg(pl.col("_holder").min().alias("first"), pl.col("_holder").max().alias("last"))
+              .group_by("_part").agg(pl.col("holder_id").min().alias("first"),
+                                     pl.col("holder_id").max().alias("last"))
               .sort("_part"))
     return list(ranges.select("first", "last").iter_rows())
 
@@ -180,7 +193,7 @@ def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types:
     number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
     ranges, totals, count = holder_ranges(gross), [], 0
     for part, (first, last) in enumerate(ranges):
-        lines = distribute.distribute(gross.filter(pl.col("_holder").is_between(first, last)).collect(),
+        lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(),
                                       inputs.policy, inputs.holders, types)
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))

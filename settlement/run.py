@@ -48,15 +48,17 @@ class Settlement:
 
     @property
     def level1(self) -> pl.LazyFrame:
-        return self.ledger.level1
+        """Level 1 with its keys as text, sorted by contract, term, work key, use type and version."""
+        return keys.decoded(self.ledger.level1, self.ledger.types)
 
     @property
     def lines(self) -> pl.LazyFrame:
-        return self.ledger.lines
+        """The holder lines with their keys as text, in line order."""
+        return keys.decoded(self.ledger.lines, self.ledger.types)
 
     @property
     def balances(self) -> pl.DataFrame:
-        return self.ledger.balances
+        return keys.decoded(self.ledger.balances, self.ledger.types)
 
 
 PRICED_KEY = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
@@ -161,7 +163,7 @@ def allocated(inputs: Inputs, period: Period, priced: pl.DataFrame, charges: lis
     types = keys.key_types(inputs.catalogue.works["work_id"], priced.filter(pl.col("work_id").is_null())["work_key"],
                            inputs.holders, inputs.contracts, charge_rows["term_id"], inputs.catalogue.splits,
                            inputs.licensees)
-    charge_rows = keys.encoded(charge_rows, types)
+    charge_rows, priced = keys.encoded(charge_rows, types), keys.encoded(priced, types)
     return charge_rows, make_ledger(inputs, period, priced, charges, charge_rows, types)
 
 
