@@ -23,6 +23,7 @@ from settlement.money import format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
+LINE_ROW_GROUP = 512 * 512  # lines.parquet's row groups: a fixed size, so its bytes do not depend on the machine
 LINE_COLUMNS = ("run_id", "period", "licensee_id", "contract_id", "work_id", "use_type", "split_version",
                 "holder_id", "right", "share", "currency", "units", *AMOUNTS)
 
@@ -64,7 +65,8 @@ def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) ->
 def write_lines(s: Settlement, out: Path) -> None:
     """lines.csv and lines.parquet, streamed from the ledger's files in line order."""
     line_table(s, s.ledger.lines).sink_csv(out / "lines.csv", line_terminator="\n")
-    line_table(s, s.ledger.lines, minor_units=True).sink_parquet(out / "lines.parquet", statistics=False)
+    line_table(s, s.ledger.lines, minor_units=True).sink_parquet(out / "lines.parquet", statistics=False,
+                                                                 row_group_size=LINE_ROW_GROUP)
 
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",

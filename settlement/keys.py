@@ -44,7 +44,7 @@ class Codes:
     dtype = pl.UInt32
 
     def __init__(self, values: pl.Series):
-        self.values = values.cast(pl.String)
+        self.values = values.cast(pl.String).drop_nulls().unique().sort()
         self.enum = pl.Enum(self.values)  # built once: the cast through it is how strings are ranked
 
     def __len__(self) -> int:
@@ -99,8 +99,8 @@ def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts,
     works = pl.concat([work_ids.cast(pl.String), unresolved.cast(pl.String),
                        pl.Series([NO_BASE], dtype=pl.String)]).unique().sort()
     return KeyTypes(
-        work=Codes(works.drop_nulls()),
-        holder=Codes(pl.Series(sorted(set(holder_ids)), dtype=pl.String)),
+        work=Codes(works),
+        holder=Codes(pl.Series(list(holder_ids), dtype=pl.String)),
         contract=lexical_enum(c.contract_id for c in contracts),
         term=lexical_enum(term_ids),
         use_type=lexical_enum([*USE_TYPES, ""]),

@@ -1,4 +1,4 @@
-"""Packed Enum keys sort, group and join exactly as the columns they pack."""
+"""Packed Enum and code keys sort, group and join exactly as the columns they pack."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.keys import grouped, joined, lexical_enum, packed_key, sorted_by
+from settlement.keys import Codes, grouped, joined, lexical_enum, packed_key, sorted_by
 
 WORDS = ["", "A", "B", "a", "b", "W1", "W10", "W2", "é", "z z", "(no allocation base)"]
 COLUMNS = ["k1", "k2", "k3"]
@@ -65,3 +65,27 @@ def test_keys_too_wide_to_pack_fall_back_to_the_columns():
     frame = pl.DataFrame({c: pl.Series(["c0000001", "c0000000"], dtype=wide) for c in "abcd"})
     assert packed_key(frame, list("abcd")) is None
     assert sorted_by(frame, list("abcd"))["a"].to_list() == ["c0000000", "c0000001"]
+
+
+def with_codes(frame: pl.DataFrame) -> tuple[pl.DataFrame, Codes]:
+    """`frame` with k2 as Codes (UInt32 ranks of its categories), and the codes."""
+    codes = Codes(pl.Series(frame.schema["k2"].categories))
+    return frame.with_columns(codes.encode("k2")), codes
+
+
+@settings(max_examples=80, deadline=None)
+@given(keyed_frames(), st.booleans(), st.sampled_from(["inner", "left", "full"]))
+def test_codes_sort_and_join_as_their_strings(frame, nulls_last, how):
+    """A code column (works, holders) packs with Enums, sorts as its strings and joins as a join does,
+    however many codes each side of the join happens to use."""
+    coded, codes = with_codes(frame)
+    assert coded.schema["k2"] == pl.UInt32 and packed_key(coded, COLUMNS) is not None
+    expected = as_text(frame).sort(COLUMNS, nulls_last=nulls_last, maintain_order=True)
+    assert as_text(sorted_by(coded, COLUMNS, nulls_last=nulls_last).with_columns(codes.decode("k2"))).equals(expected)
+    half = coded.height // 2
+    left, right = coded.head(half), coded.tail(coded.height - half).group_by(COLUMNS).agg(
+        pl.col("value").max().alias("other"))
+    order = [*COLUMNS, "value", "other"]
+    expected = left.join(right, on=COLUMNS, how=how, nulls_equal=True, coalesce=True)
+    actual = joined(left, right, on=COLUMNS, how=how)
+    assert as_text(actual).select(order).sort(order).equals(as_text(expected).select(order).sort(order))

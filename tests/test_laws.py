@@ -19,14 +19,18 @@ from collections import defaultdict
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
 from builders import write_inputs
+from contracts.errors import ConservationError
 from contracts.loading import load_inputs
+from settlement import allocate, distribute, ledger
 from settlement.exports import export
 from settlement.intake import Period
 from settlement.money import format_minor, largest_remainder, round_half_even, to_minor
@@ -266,6 +270,31 @@ def test_conservation_to_the_minor_unit(data):
             assert sum(minor_of(r[name], currency) for r in rows) == mine[name]
 
 
+def off_by_one(function, column: str, delta: int):
+    """`function`, with `delta` added to `column` of the first row it returns."""
+    def wrapper(*args, **kwargs):
+        frame = function(*args, **kwargs)
+        first = pl.int_range(pl.len()) == 0
+        return frame.with_columns(pl.when(first).then(pl.col(column) + delta).otherwise(pl.col(column))
+                                  .cast(frame.schema[column]).alias(column))
+    return wrapper
+
+
+@pytest.mark.parametrize("module, function, column, delta, figure", [
+    (allocate, "level_one", "amount_minor", -1, r"term \S+/\S+: charged \d+ != allocated \d+"),
+    (allocate, "level_two", "gross", 1, r"work \S+: allocated \d+ != holders' gross \d+"),
+    (distribute, "with_withholding", "net", 1, r"1 lines where gross != commission \+ withholding \+ net"),
+])
+def test_a_breach_of_conservation_aborts_the_run_with_its_figures(monkeypatch, module, function, column, delta,
+                                                                  figure):
+    """Law 2 is checked in every run: one minor unit lost or made at level 1, at level 2 or on a holder
+    line raises ConservationError naming the figures that disagree, before anything is exported."""
+    monkeypatch.setattr(module, function, off_by_one(getattr(module, function), column, delta))
+    with pytest.raises(ConservationError, match=figure) as raised:
+        settle(load_inputs(ROOT / "fixtures"), Period.parse(gen.PERIOD), gen.CLOCK)
+    assert str(raised.value).startswith("conservation violated, run aborted: ")
+
+
 # --------------------------------------------------------------------------- 4. fair share
 
 @laws(30)
@@ -294,8 +323,8 @@ def test_each_holder_gets_the_exact_share_to_within_one_minor_unit(data):
 @laws(15)
 @given(data=gen.input_folders(), extra=st.data())
 def test_row_and_file_order_do_not_change_the_outputs(data, extra):
-    """Law 4: shuffling usage rows and splitting, merging and renaming usage files leaves every output
-    byte-identical, except manifest.json (it lists each input file's name and hash, which changed by
+    """Law 4: shuffling usage rows and splitting, merging and renaming usage files, and distributing
+    in other ranges of holders, leaves every output byte-identical, except manifest.json (it lists each input file's name and hash, which changed by
     construction), summary.json's per-file `files` counts (they name the files) and quarantine.csv's
     file and row columns (they locate rows that moved)."""
     rows = all_rows(data["usage_files"])
@@ -304,10 +333,12 @@ def test_row_and_file_order_do_not_change_the_outputs(data, extra):
     before = extra.draw(gen.usage_files(rows, formats=(extension,), max_files=3, prefix="log"), label="files A")
     after = extra.draw(gen.usage_files(shuffled, formats=(extension,), max_files=4, prefix="z-resent"),
                        label="files B")
+    line_rows = extra.draw(st.sampled_from([1, 2, 5, ledger.LINE_PARTITION_ROWS]), label="lines per partition B")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         a = run(write_inputs(tmp / "a", **(data | {"usage_files": before})), tmp / "out-a")
-        b = run(write_inputs(tmp / "b", **(data | {"usage_files": after})), tmp / "out-b")
+        with mock.patch.object(ledger, "LINE_PARTITION_ROWS", line_rows):  # B in ranges of holders
+            b = run(write_inputs(tmp / "b", **(data | {"usage_files": after})), tmp / "out-b")
         files_a, files_b = output_files(tmp / "out-a"), output_files(tmp / "out-b")
     assert a.run_id == b.run_id
     assert sorted(files_a) == sorted(files_b)
