@@ -98,33 +98,52 @@ class Ledger:
 def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.ContractCharge],
                 charge_rows: pl.DataFrame, types: KeyTypes) -> Ledger:
     """Allocate every charged term and distribute every holder line (see the module's docstring).
-    `charge_rows` are `charges` as a frame, encoded by `types`."""
+    `priced` and `charge_rows` (`charges` as a frame) are encoded by `types`."""
     folder = tempfile.TemporaryDirectory(prefix="settle-ledger-")
     root = Path(folder.name)
-    for name in ("level1", "gross", "lines"):
+    contracts = sorted(charges, key=lambda c: c.contract.contract_id)
+    allocation = allocated_by_contract(inputs, period, contracts, charge_rows, priced, types, root)
+    (root / "lines").mkdir()
+    lines = distributed(allocation.gross_files, [c.contract.contract_id for c in contracts], inputs, types,
+                        root / "lines")
+    for path in allocation.gross_files:
+        path.unlink()
+    in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
+                                                                 contracts[i].contract.contract_id))
+    line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
+    return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, lines.count, allocation.suspense,
+                  distribute.balances(lines.totals, inputs.holders, inputs.policy, types),
+                  allocation.problems + lines.problems)
+
+
+@dataclass(frozen=True)
+class ContractAllocation:
+    level1_files: list[Path]  # per contract, in contract order, sorted by ALLOCATION_KEY
+    gross_files: list[Path]   # per contract: its holder lines before commission and withholding
+    suspense: pl.DataFrame    # level-1 suspense amounts per contract, work key, use type and reason
+    problems: list[str]
+
+
+def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge], charge_rows: pl.DataFrame,
+                          priced: pl.DataFrame, types: KeyTypes, root: Path) -> ContractAllocation:
+    """Level 1 and level 2 of each contract (in contract order), checked and written to
+    `root/level1` and `root/gross` before the next contract is read."""
+    for name in ("level1", "gross"):
         (root / name).mkdir()
     splits = keys.encoded(inputs.catalogue.splits, types)
-    by_id = sorted(charges, key=lambda c: c.contract.contract_id)
-    in_line_order = sorted(range(len(by_id)), key=lambda i: (by_id[i].contract.licensee_id,
-                                                             by_id[i].contract.contract_id))
-    problems, suspense = [], []
-    for index, charge in enumerate(by_id):
+    level1_files, gross_files, suspense, problems = [], [], [], []
+    for index, charge in enumerate(contracts):
         terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
         level1, gross = contract_parts(inputs, period, charge, terms, priced, splits, types)
         problems += check_terms(terms, level1) + check_works(level1, gross, types)
         suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
                                 pl.col("amount_minor").sum()))
-        sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(root / "level1" / f"{index:06d}.parquet",
-                                                                         **SPILL)
-        gross.write_parquet(root / "gross" / f"{index:06d}.parquet", **SPILL)
-    gross_files = [root / "gross" / f"{i:06d}.parquet" for i in range(len(by_id))]
-    ranges, totals, line_count = distributed(gross_files, [c.contract.contract_id for c in by_id], inputs, types,
-                                             root / "lines", problems)
-    line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
-    return Ledger(folder, types, [root / "level1" / f"{i:06d}.parquet" for i in range(len(by_id))], line_files,
-                  ranges, line_count, concatenated(suspense, {**{c: types.dtype(c) for c in SUSPENSE_KEY},
-                                                              "amount_minor": MONEY}),
-                  distribute.balances(totals, inputs.holders, inputs.policy, types), problems)
+        level1_files.append(root / "level1" / f"{index:06d}.parquet")
+        sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(level1_files[-1], **SPILL)
+        gross_files.append(root / "gross" / f"{index:06d}.parquet")
+        gross.write_parquet(gross_files[-1], **SPILL)
+    schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
+    return ContractAllocation(level1_files, gross_files, concatenated(suspense, schema), problems)
 
 
 def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
@@ -183,15 +202,22 @@ def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
     return list(ranges.select("first", "last").iter_rows())
 
 
-def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types: KeyTypes, folder: Path,
-                problems: list[str]) -> tuple[list[tuple[int, int]], pl.DataFrame, int]:
+@dataclass(frozen=True)
+class Distribution:
+    ranges: list[tuple[int, int]]  # holder codes (first, last) of each partition
+    totals: pl.DataFrame           # per holder and currency: gross, commission, withholding, net
+    count: int                     # lines
+    problems: list[str]
+
+
+def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types: KeyTypes,
+                folder: Path) -> Distribution:
     """Commission, withholding and net on every line, one partition of holders at a time.
     Each partition's lines are written per contract, as `NNNNNN-PPPPPP.parquet` (the
-    contract's number in `contract_ids`, the partition). Returns the holder ranges, the
-    totals per holder and currency and the number of lines."""
+    contract's number in `contract_ids`, the partition)."""
     gross = scanned(gross_files, gross_schema(types))
     number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
-    ranges, totals, count = holder_ranges(gross), [], 0
+    ranges, totals, count, problems = holder_ranges(gross), [], 0, []
     for part, (first, last) in enumerate(ranges):
         lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(),
                                       inputs.policy, inputs.holders, types)
@@ -201,8 +227,8 @@ def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types:
         for (contract_id,), piece in lines.partition_by("contract_id", as_dict=True).items():
             piece.write_parquet(folder / f"{number[contract_id]:06d}-{part:06d}.parquet", **SPILL)
     schema = line_schema(types)
-    return ranges, concatenated(totals, {c: schema[c] for c in ("holder_id", "currency", "gross", "commission",
-                                                                 "withholding", "net")}), count
+    return Distribution(ranges, concatenated(totals, {c: schema[c] for c in (
+        "holder_id", "currency", "gross", "commission", "withholding", "net")}), count, problems)
 
 
 def sorted_lines(folder: Path, index: int) -> Path | None:

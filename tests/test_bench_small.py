@@ -62,3 +62,16 @@ def test_generated_data_is_cached_and_identical(results, tmp_path):
     stamp = (first / "parquet" / "usage" / "part-00000.parquet").stat().st_mtime_ns
     generate.generate(tmp_path / "a", 3_000, 500, ("parquet",), 1_000, log=lambda *a: None)
     assert (first / "parquet" / "usage" / "part-00000.parquet").stat().st_mtime_ns == stamp
+
+
+def test_stage_profile_covers_the_whole_run(capsys, monkeypatch, tmp_path):
+    """`python -m bench.stages` settles the sample month and reports every stage it wraps, each called."""
+    from bench import stages
+
+    monkeypatch.setattr(sys, "argv", ["bench.stages", str(Path(__file__).resolve().parent.parent / "fixtures"),
+                                      "--out", str(tmp_path / "out")])
+    stages.main()
+    table = capsys.readouterr().out
+    for _, _, label in stages.STAGES:
+        assert f"| {label} | " in table, label
+    assert (tmp_path / "out" / "summary.json").exists()
