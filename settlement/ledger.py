@@ -1,9 +1,11 @@
 """The ledger: a run's level-1 parts and holder lines, made in bounded memory.
 
 Level 1 and level 2 split a contract's amounts over that contract's own usage,
-so they run one contract at a time. Commission and withholding are per holder
-across contracts (withholding is rounded once on a holder's total and spread
-over all of the holder's lines), so they run per partition of holders:
+so they run one contract at a time, on that contract's priced sums
+(`PricedByContract`, written per contract in one streaming pass). Commission
+and withholding are per holder across contracts (withholding is rounded once
+on a holder's total and spread over all of the holder's lines), so they run
+per partition of holders:
 contiguous ranges of holders with about LINE_PARTITION_ROWS lines each. Every
 piece is written to the ledger's folder before the next is made, so a run holds
 one contract's or one partition's lines in memory, whatever the size of the
@@ -95,10 +97,37 @@ class Ledger:
             yield self.lines.filter(pl.col("holder_id").is_between(first, last)).collect()
 
 
-def make_ledger(inputs, period, priced: pl.DataFrame, charges: list[price.ContractCharge],
+@dataclass(frozen=True)
+class PricedByContract:
+    """The priced sums, encoded by the run's key types, in files per contract."""
+
+    files: dict[str, list[Path]]
+    schema: pl.Schema
+
+    @staticmethod
+    def written(priced: list[Path], types: KeyTypes, folder: Path) -> "PricedByContract":
+        """`priced` (files with text keys) encoded and written again per contract, in one
+        streaming pass."""
+        scan = pl.scan_parquet(priced)
+        encode = [kind.encode(c) if isinstance(kind, keys.Codes) else pl.col(c).cast(kind)
+                  for c in scan.collect_schema().names() if (kind := types.of(c)) is not None]
+        scan = scan.with_columns(encode)
+        scan.with_columns(pl.col("contract_id").to_physical().alias("_contract")).sink_parquet(
+            pl.PartitionBy(folder, key="_contract", include_key=False), mkdir=True, **SPILL)
+        names = types.contract.categories.to_list()
+        files = {names[int(part.name.split("=", 1)[1])]: sorted(part.glob("*.parquet"))
+                 for part in sorted(folder.iterdir())} if folder.exists() else {}
+        return PricedByContract(files, scan.collect_schema())
+
+    def of(self, contract_id: str) -> pl.DataFrame:
+        files = self.files.get(contract_id)
+        return pl.read_parquet(files) if files else pl.DataFrame(schema=self.schema)
+
+
+def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.ContractCharge],
                 charge_rows: pl.DataFrame, types: KeyTypes) -> Ledger:
     """Allocate every charged term and distribute every holder line (see the module's docstring).
-    `priced` and `charge_rows` (`charges` as a frame) are encoded by `types`."""
+    `charge_rows` (`charges` as a frame) are encoded by `types`."""
     folder = tempfile.TemporaryDirectory(prefix="settle-ledger-")
     root = Path(folder.name)
     contracts = sorted(charges, key=lambda c: c.contract.contract_id)
@@ -125,7 +154,7 @@ class ContractAllocation:
 
 
 def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge], charge_rows: pl.DataFrame,
-                          priced: pl.DataFrame, types: KeyTypes, root: Path) -> ContractAllocation:
+                          priced: PricedByContract, types: KeyTypes, root: Path) -> ContractAllocation:
     """Level 1 and level 2 of each contract (in contract order), checked and written to
     `root/level1` and `root/gross` before the next contract is read."""
     for name in ("level1", "gross"):
@@ -134,7 +163,8 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
     level1_files, gross_files, suspense, problems = [], [], [], []
     for index, charge in enumerate(contracts):
         terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
-        level1, gross = contract_parts(inputs, period, charge, terms, priced, splits, types)
+        level1, gross = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
+                                       splits, types)
         problems += check_terms(terms, level1) + check_works(level1, gross, types)
         suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
                                 pl.col("amount_minor").sum()))
@@ -150,12 +180,11 @@ def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
-def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataFrame, priced: pl.DataFrame,
+def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataFrame, own: pl.DataFrame,
                    splits: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One contract's level-1 parts and its holder lines before commission (gross, `gross_schema`).
-    `priced` and `splits` are encoded by `types`."""
+    `own` (the contract's priced sums) and `splits` are encoded by `types`."""
     contract = charge.contract
-    own = priced.filter(pl.col("contract_id") == contract.contract_id)
     covered, used = works_to_count(inputs, period, contract, own, types)
     level1 = allocate.level_one(terms, {contract.contract_id: contract}, own, covered, used, types)
     level2 = allocate.level_two(level1, splits)

@@ -125,15 +125,15 @@ def apply_cap(terms: list[TermCharge], cap_minor: int) -> None:
         term.amount_minor = int(capped[term.term_id])
 
 
-def units_by_contract(priced: pl.DataFrame) -> dict[str, dict[tuple[str, str], int]]:
-    totals = priced.group_by("contract_id", "use_type", "unit").agg(pl.col("units").sum())
+def units_by_contract(priced: pl.LazyFrame) -> dict[str, dict[tuple[str, str], int]]:
+    totals = priced.group_by("contract_id", "use_type", "unit").agg(pl.col("units").sum()).collect()
     result: dict[str, dict[tuple[str, str], int]] = {}
     for contract_id, use_type, unit, units in totals.iter_rows():
         result.setdefault(contract_id, {})[(use_type, unit)] = int(units)
     return result
 
 
-def price_all(contracts: list[LicenceContract], priced: pl.DataFrame, revenue: list, period) -> list[ContractCharge]:
+def price_all(contracts: list[LicenceContract], priced: pl.LazyFrame, revenue: list, period) -> list[ContractCharge]:
     """Price every contract that is in term during the period."""
     units = units_by_contract(priced)
     reports = {(r.licensee_id, r.contract_id, r.period): r for r in revenue}
