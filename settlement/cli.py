@@ -61,9 +61,9 @@ def run(
     try:
         with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
             progress("loading contracts and catalogue", 0)
-            settlement = settle(load_inputs(inputs, usage), Period.parse(period), clock, progress)
-            progress("writing outputs", settlement.accounting["rows_read"].sum())
-            summary = export(settlement, out)
+            with settle(load_inputs(inputs, usage), Period.parse(period), clock, progress) as settlement:
+                progress("writing outputs", settlement.accounting["rows_read"].sum())
+                summary = export(settlement, out)
     except SettlementError as error:
         fail(str(error))
     if not quiet:

@@ -40,6 +40,24 @@ def check_lines(lines: pl.DataFrame) -> list[str]:
     return [f"{bad.height} lines where gross != commission + withholding + net"] if bad.height else []
 
 
+def check_written(lines: pl.LazyFrame, line_count: int, totals: pl.DataFrame, level1: pl.LazyFrame,
+                  charges: pl.DataFrame) -> list[str]:
+    """The files the exports read hold what was checked piece by piece: as many lines,
+    the same amounts per currency as `totals` (per holder and currency), and every term's
+    level-1 parts summing to its charge."""
+    amounts = ["gross", "commission", "withholding", "net"]
+    written = lines.group_by("currency").agg(pl.len().alias("lines"), pl.col(amounts).sum()).collect()
+    problems = [] if int(written["lines"].sum()) == line_count else [
+        f"the lines' files hold {int(written['lines'].sum())} lines, distribution made {line_count}"]
+    expected = totals.group_by("currency").agg(pl.col(amounts).sum())
+    both = expected.join(written, on="currency", how="full", coalesce=True, suffix="_written").fill_null(0)
+    for row in both.iter_rows(named=True):
+        problems += [f"{row['currency']} {name}: distributed {row[name]} != written {row[name + '_written']}"
+                     for name in amounts if row[name] != row[name + "_written"]]
+    terms = level1.group_by("contract_id", "term_id").agg(pl.col("amount_minor").sum()).collect()
+    return problems + [f"written level 1, {problem}" for problem in check_terms(charges, terms)]
+
+
 def check_totals(totals: dict[str, dict[str, int]]) -> list[str]:
     """charged = payable + carried_forward + commission + withholding + suspense, per currency."""
     problems = []

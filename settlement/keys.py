@@ -111,9 +111,11 @@ def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts,
     )
 
 
-def encoded(frame: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
-    """Every key column the frame has as its Enum or its codes."""
-    kinds = {c: types.of(c) for c in frame.columns if types.of(c) is not None}
+def encoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes) -> pl.DataFrame | pl.LazyFrame:
+    """Every text key column the frame has as its Enum or its codes. A column already
+    encoded is left as it is (a code read as text and ranked again would be another value)."""
+    schema = frame.collect_schema()
+    kinds = {c: kind for c in schema.names() if (kind := types.of(c)) is not None and schema[c] != types.dtype(c)}
     return frame.with_columns(kind.encode(c) if isinstance(kind, Codes) else pl.col(c).cast(kind)
                               for c, kind in kinds.items())
 

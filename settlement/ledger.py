@@ -36,7 +36,7 @@ from typing import Iterator
 import polars as pl
 
 from settlement import allocate, distribute, keys, price, resolve
-from settlement.conservation import check_lines, check_terms, check_works
+from settlement.conservation import check_lines, check_terms, check_works, check_written
 from settlement.keys import KeyTypes, decoded, encoded, grouped, joined, sorted_by
 from settlement.money import MONEY
 
@@ -108,10 +108,7 @@ class PricedByContract:
     def written(priced: list[Path], types: KeyTypes, folder: Path) -> "PricedByContract":
         """`priced` (files with text keys) encoded and written again per contract, in one
         streaming pass."""
-        scan = pl.scan_parquet(priced)
-        encode = [kind.encode(c) if isinstance(kind, keys.Codes) else pl.col(c).cast(kind)
-                  for c in scan.collect_schema().names() if (kind := types.of(c)) is not None]
-        scan = scan.with_columns(encode)
+        scan = encoded(pl.scan_parquet(priced), types)
         scan.with_columns(pl.col("contract_id").to_physical().alias("_contract")).sink_parquet(
             pl.PartitionBy(folder, key="_contract", include_key=False), mkdir=True, **SPILL)
         names = types.contract.categories.to_list()
@@ -140,9 +137,11 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
     in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
                                                                  contracts[i].contract.contract_id))
     line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
+    written = check_written(scanned(line_files, line_schema(types)), lines.count, lines.totals,
+                            scanned(allocation.level1_files, level1_schema(types)), charge_rows)
     return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, lines.count, allocation.suspense,
                   distribute.balances(lines.totals, inputs.holders, inputs.policy, types),
-                  allocation.problems + lines.problems)
+                  allocation.problems + lines.problems + written)
 
 
 @dataclass(frozen=True)
@@ -220,8 +219,9 @@ def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: Ke
 
 
 def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
-    """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each
-    (a holder's lines are never split; a holder with more lines has a range alone)."""
+    """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each: a
+    holder is in the range its first line would fall in, so a holder's lines are never
+    split and a range holds at most LINE_PARTITION_ROWS + its largest holder's lines."""
     counts = gross.group_by("holder_id").agg(pl.len().alias("lines")).sort("holder_id").collect()
     before = counts["lines"].cum_sum() - counts["lines"]
     ranges = (counts.with_columns((before // LINE_PARTITION_ROWS).alias("_part"))

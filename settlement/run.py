@@ -49,6 +49,9 @@ class Settlement:
     totals: dict[str, dict[str, int]]
     warnings: list[str]
 
+    # level1 and lines read the ledger's temporary files: they can be collected until
+    # close() (or until the Settlement is freed, which deletes the files too).
+
     @property
     def level1(self) -> pl.LazyFrame:
         """Level 1 with its keys as text, sorted by contract, term, work key, use type and version."""
@@ -58,6 +61,16 @@ class Settlement:
     def lines(self) -> pl.LazyFrame:
         """The holder lines with their keys as text, in line order."""
         return keys.decoded(self.ledger.lines, self.ledger.types)
+
+    def close(self) -> None:
+        """Delete the ledger's files (a run's lines and level 1: gigabytes at 100M usage rows)."""
+        self.ledger.folder.cleanup()
+
+    def __enter__(self) -> "Settlement":
+        return self
+
+    def __exit__(self, *error) -> None:
+        self.close()
 
     @property
     def balances(self) -> pl.DataFrame:

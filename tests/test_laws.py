@@ -295,6 +295,21 @@ def test_a_breach_of_conservation_aborts_the_run_with_its_figures(monkeypatch, m
     assert str(raised.value).startswith("conservation violated, run aborted: ")
 
 
+def test_a_line_lost_between_distribution_and_the_files_aborts_the_run(monkeypatch):
+    """Law 2 holds for what the exports read: a line dropped from a contract's sorted file (after
+    every piece was checked in memory) raises ConservationError with the counts that disagree."""
+    def dropping_a_line(folder, index):
+        path = sorted_lines(folder, index)
+        if path is not None and index == 0:
+            pl.read_parquet(path).slice(1).write_parquet(path)
+        return path
+
+    sorted_lines = ledger.sorted_lines
+    monkeypatch.setattr(ledger, "sorted_lines", dropping_a_line)
+    with pytest.raises(ConservationError, match=r"the lines' files hold (\d+) lines, distribution made (?!\1)\d+"):
+        settle(load_inputs(ROOT / "fixtures"), Period.parse(gen.PERIOD), gen.CLOCK)
+
+
 # --------------------------------------------------------------------------- 4. fair share
 
 @laws(30)
