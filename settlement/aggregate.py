@@ -45,6 +45,7 @@ import polars as pl
 
 from settlement import intake
 from settlement.money import MONEY
+from settlement.spill import SPILL, written_partitions
 
 GROUP_KEY = ["file_index", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
 SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
@@ -227,7 +228,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
         try:
             for number, rows in enumerate(slices(scan, path)):
                 part = spill / f"{index:06d}-{number:06d}.parquet"
-                intake.validated(rows, period, licensees).sink_parquet(part, compression="lz4")
+                intake.validated(rows, period, licensees).sink_parquet(part, **SPILL)
                 parts.append(part)
         except (pl.exceptions.PolarsError, OSError) as error:
             raise intake.unreadable(name, error) from None
@@ -307,12 +308,9 @@ def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: 
     if parts == 1:
         yield summed(rows)
         return
-    target = folder / "keyed"
-    partition = codes.partition(parts, catalogue_refs).alias("_part")
-    rows.with_columns(partition).sink_parquet(pl.PartitionBy(target, key="_part", include_key=False), mkdir=True,
-                                              compression="lz4")
-    for directory in sorted(target.iterdir()):  # a partition no row fell in has no directory
-        yield summed(pl.scan_parquet(sorted(directory.glob("*.parquet")), hive_partitioning=False))
+    partitions = written_partitions(rows, codes.partition(parts, catalogue_refs), folder / "keyed")
+    for _, files in sorted(partitions.items()):
+        yield summed(pl.scan_parquet(files, hive_partitioning=False))
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,

@@ -17,7 +17,8 @@ def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:
     terms = grouped(level1, ["contract_id", "term_id"], pl.col("amount_minor").sum().alias("allocated"))
     charged = charges.join(terms, on=["contract_id", "term_id"], how="left").with_columns(
         pl.col("allocated").fill_null(0))
-    return [f"term {row['contract_id']}/{row['term_id']}: charged {row['amount_minor']} != allocated {row['allocated']}"
+    return [f"term {row['contract_id']}/{row['term_id']}: "
+            f"charged {row['amount_minor']} != allocated {row['allocated']}"
             for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True)]
 
 

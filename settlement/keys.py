@@ -47,9 +47,6 @@ class Codes:
         self.values = values.cast(pl.String).drop_nulls().unique().sort()
         self.enum = pl.Enum(self.values)  # built once: the cast through it is how strings are ranked
 
-    def __len__(self) -> int:
-        return len(self.values)
-
     def encode(self, column: str) -> pl.Expr:
         """A string column (every value among `values`) as its codes."""
         return pl.col(column).cast(pl.String).cast(self.enum).to_physical().cast(pl.UInt32).alias(column)

@@ -5,8 +5,8 @@ so they run one contract at a time, on that contract's priced sums
 (`PricedByContract`, written per contract in one streaming pass). Commission
 and withholding are per holder across contracts (withholding is rounded once
 on a holder's total and spread over all of the holder's lines), so they run
-per partition of holders:
-contiguous ranges of holders with about LINE_PARTITION_ROWS lines each. Every
+per partition of holders: contiguous ranges of holders with about
+LINE_PARTITION_ROWS lines each. Every
 piece is written to the ledger's folder before the next is made, so a run holds
 one contract's or one partition's lines in memory, whatever the size of the
 month (at 100M usage rows, allocating every contract at once needed more than
@@ -39,12 +39,12 @@ from settlement import allocate, distribute, keys, price, resolve
 from settlement.conservation import check_lines, check_terms, check_works, check_written
 from settlement.keys import KeyTypes, decoded, encoded, grouped, joined, sorted_by
 from settlement.money import MONEY
+from settlement.spill import SPILL, written_partitions
 
 LINE_PARTITION_ROWS = 5_000_000  # holder lines given commission and withholding at once
 ALLOCATION_KEY = ["contract_id", "term_id", "work_key", "use_type", "version"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 LINE_KEY = distribute.LINE_KEY
-SPILL = {"compression": "lz4"}
 
 
 def level1_schema(types: KeyTypes) -> dict:
@@ -109,12 +109,9 @@ class PricedByContract:
         """`priced` (files with text keys) encoded and written again per contract, in one
         streaming pass."""
         scan = encoded(pl.scan_parquet(priced), types)
-        scan.with_columns(pl.col("contract_id").to_physical().alias("_contract")).sink_parquet(
-            pl.PartitionBy(folder, key="_contract", include_key=False), mkdir=True, **SPILL)
         names = types.contract.categories.to_list()
-        files = {names[int(part.name.split("=", 1)[1])]: sorted(part.glob("*.parquet"))
-                 for part in sorted(folder.iterdir())} if folder.exists() else {}
-        return PricedByContract(files, scan.collect_schema())
+        parts = written_partitions(scan, pl.col("contract_id").to_physical(), folder)
+        return PricedByContract({names[code]: files for code, files in parts.items()}, scan.collect_schema())
 
     def of(self, contract_id: str) -> pl.DataFrame:
         files = self.files.get(contract_id)

@@ -25,6 +25,7 @@ from settlement import aggregate, keys, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
 from settlement.ledger import Ledger, PricedByContract, make_ledger
+from settlement.spill import SPILL
 
 RULES_VERSION = "1"
 ENGINE_VERSION = "0.1.0"
@@ -71,10 +72,6 @@ class Settlement:
 
     def __exit__(self, *error) -> None:
         self.close()
-
-    @property
-    def balances(self) -> pl.DataFrame:
-        return keys.decoded(self.ledger.balances, self.ledger.types)
 
 
 PRICED_KEY = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
@@ -147,7 +144,7 @@ class Classified:
     @staticmethod
     def of(groups: pl.DataFrame, priced: Path) -> "Classified":
         """The sums of classified groups, the priced ones written to `priced`."""
-        resolve.as_text(priced_groups(groups)).write_parquet(priced, compression="lz4")
+        resolve.as_text(priced_groups(groups)).write_parquet(priced, **SPILL)
         return Classified(
             [priced], rows_by_status(groups),
             rows_and_units(groups.filter(pl.col("status") == "suspense"), SUSPENSE_KEY),

@@ -1,0 +1,23 @@
+"""A run's temporary files: how they are written, and frames written in partitions.
+
+Spill files are read back once or twice by the same run, so they favour speed
+over size (LZ4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+SPILL = {"compression": "lz4"}
+
+
+def written_partitions(frame: pl.LazyFrame, partition: pl.Expr, folder: Path) -> dict[int, list[Path]]:
+    """`frame` written to `folder` in one streaming pass, partitioned by the integer
+    `partition`; the files of each partition, by its number (a partition no row fell in
+    has none)."""
+    frame.with_columns(partition.alias("_part")).sink_parquet(
+        pl.PartitionBy(folder, key="_part", include_key=False), mkdir=True, **SPILL)
+    if not folder.exists():
+        return {}
+    return {int(part.name.split("=", 1)[1]): sorted(part.glob("*.parquet")) for part in sorted(folder.iterdir())}
