@@ -224,10 +224,10 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     parts = []
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
-        scan = intake.scan_usage_file(path, index, name)
         try:
-            for number, rows in enumerate(slices(scan, path)):
+            for number, window in enumerate(windows(path)):
                 part = spill / f"{index:06d}-{number:06d}.parquet"
+                rows = intake.scan_usage_file(path, index, name, window)
                 intake.validated(rows, period, licensees).sink_parquet(part, **SPILL)
                 parts.append(part)
         except (pl.exceptions.PolarsError, OSError) as error:
@@ -235,19 +235,17 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     return parts
 
 
-def slices(scan: pl.LazyFrame, path: Path):
-    """The file's rows in slices of at most SLICE_ROWS for Parquet (whose row count is in
-    its metadata); other formats whole, one file at a time (a slice of a CSV re-reads the
-    file up to its start, so slicing one large file would be quadratic). The last slice
-    is open-ended, so a miscount could never drop a row."""
+def windows(path: Path) -> list[tuple[int, int | None] | None]:
+    """The file's rows in windows (first row, rows) of at most SLICE_ROWS for Parquet (whose
+    row count is in its metadata); other formats whole (None), one file at a time (a
+    window of a CSV re-reads the file up to its start, so reading one large file in
+    windows would be quadratic). The last window is open-ended, so a miscount could
+    never drop a row."""
     if not path.name.endswith(".parquet"):
-        yield scan
-        return
+        return [None]
     rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     starts = range(0, rows, SLICE_ROWS)
-    for start in starts[:-1]:
-        yield scan.slice(start, SLICE_ROWS)
-    yield scan.slice(starts[-1] if starts else 0)
+    return [(start, SLICE_ROWS) for start in starts[:-1]] + [(starts[-1] if starts else 0, None)]
 
 
 def first_pass(spill: list[Path]) -> list[pl.DataFrame]:

@@ -46,22 +46,6 @@ def test_demo_outputs_are_canonical_text(demo_out):
             assert ",-0.00" not in text and ",-0," not in text, name
 
 
-@pytest.mark.parametrize("batch_rows", [1, 3, 7])
-def test_statements_do_not_depend_on_the_batch_size(tmp_path, monkeypatch, batch_rows):
-    """Statements written in batches of a few rows (a holder's rows in several bodies, several holders
-    in one batch) equal the golden ones (written in one batch)."""
-    from contracts.loading import load_inputs
-    from settlement import exports
-    from settlement.intake import Period
-    from settlement.run import settle
-
-    monkeypatch.setattr(exports, "STATEMENT_BATCH_ROWS", batch_rows)
-    settlement = settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK)
-    exports.export(settlement, tmp_path / "out")
-    actual = output_files(tmp_path / "out" / "statements")
-    assert actual == output_files(GOLDEN / "statements")
-
-
 @pytest.mark.parametrize("partition_rows", [400, 1000])
 def test_outputs_do_not_depend_on_the_partitions(tmp_path, monkeypatch, partition_rows):
     """The demo's usage summed and classified in partitions of works (9 and 4 of them) gives

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from conftest import ROOT, settle_cli
 from builders import contract, holder, split, usage, work, write_inputs
 from contracts.loading import load_inputs
@@ -49,3 +52,46 @@ def test_usage_globs_replace_the_usage_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [f["file"] for f in summary["files"]] == [str(logs / "october.csv")]
+
+
+TIMESTAMP_PARTS = {  # each field's usual value and variants that are wrong, odd or borderline
+    "year": ["2026", "26", "02026", "0000", "+2026"], "month": ["10", "1", "13", "00", "010", "02"],
+    "day": ["05", "5", "31", "32", "00", "29"], "sep": ["T", "t", " "], "hour": ["14", "4", "24", "23", "00"],
+    "minute": ["03", "3", "60", "59"], "second": ["00", "0", "60", "61", "59"],
+    "tail": ["Z", "z", ".5Z", ".123456Z", ".1234567Z", ".123456789Z", ".1234567891Z", ".Z", "+00:00",
+             ".5+00:00", "+01:00", "", "Z ", "ZZ", ".-1Z", ".12a3Z", "+00:00+00:00"],
+}
+
+
+@given(st.lists(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in TIMESTAMP_PARTS.items()}),
+                min_size=1, max_size=50))
+@settings(max_examples=60, deadline=None)
+def test_timestamps_parse_as_one_general_parse_would(parts):
+    """The whole-seconds fast path, then the parse with fractions, accept and refuse exactly
+    what a single parse with optional fractional seconds does, to the microsecond."""
+    import polars as pl
+    from settlement.intake import parse_timestamp
+
+    texts = [f"{p['year']}-{p['month']}-{p['day']}{p['sep']}{p['hour']}:{p['minute']}:{p['second']}{p['tail']}"
+             for p in parts]
+    general = (pl.col("t").str.replace(r"\+00:00$", "Z")
+               .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us", time_zone="UTC"))
+    frame = pl.DataFrame({"t": texts}).select(parse_timestamp(pl.col("t")).to_physical().alias("got"),
+                                              general.to_physical().alias("want"))  # year 0 is no Python date
+    assert frame["got"].to_list() == frame["want"].to_list(), texts
+
+
+def test_parquet_windows_number_rows_as_the_whole_file(tmp_path, monkeypatch):
+    """A Parquet file read in windows gives every row once, numbered by its place in the file."""
+    import polars as pl
+    from settlement import aggregate, intake
+
+    path = tmp_path / "u.parquet"
+    pl.DataFrame({"record_id": [f"r{i}" for i in range(25)], "units": list(range(25))}).write_parquet(path)
+    monkeypatch.setattr(aggregate, "SLICE_ROWS", 7)
+    windows = [intake.scan_usage_file(path, 0, "u.parquet", window).collect() for window in aggregate.windows(path)]
+    rows = pl.concat(windows)
+    assert [w.height for w in windows] == [7, 7, 7, 4]
+    assert rows["row"].to_list() == list(range(1, 26))
+    assert rows["record_id"].to_list() == [f"r{i}" for i in range(25)]
+    assert rows["units"].to_list() == [str(i) for i in range(25)]
