@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -64,7 +65,8 @@ class UsageAggregate(Generic[T]):
     """What intake and aggregation hand to the pure steps."""
 
     partials: list[T]          # reduce(groups) per partition; groups: GROUP_KEY (file for file_index;
-                               # text columns as Enums) + SUMS of the counted rows, disjoint between partitions
+                               # text columns as Enums), the work_id the ref names (or null) and SUMS of the
+                               # counted rows, disjoint between partitions
     unattributed: pl.DataFrame # licensee_id, outputs (with attribution), unattributed_nanos
     quarantine: pl.DataFrame   # intake.QUARANTINE_COLUMNS, sorted by file, row
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
@@ -126,6 +128,7 @@ class GroupCodes:
 
     values: dict[str, pl.Series]  # text column → its distinct values among valid rows
     identifiers: pl.DataFrame     # intake.identifier_table of the valid rows' references, sorted
+    work_ids: pl.Series           # per value of values["ref"]: the catalogue work it names, or null
     files: int
     cuts: list[dt.datetime]
 
@@ -149,7 +152,7 @@ class GroupCodes:
             return pl.lit(self.ref_codes).gather(raw).fill_null(0)
         return (pl.col(column).cast(pl.Enum(self.values[column])).to_physical().cast(pl.UInt64) + 1).fill_null(0)
 
-    @property
+    @cached_property
     def ref_codes(self) -> pl.Series:
         """Per row of `identifiers`: the code of its normalised reference (0 when refused)."""
         refs = self.identifiers["ref"].cast(pl.Enum(self.values["ref"])).to_physical()
@@ -177,40 +180,47 @@ class GroupCodes:
             shift += width
         return fields
 
-    def partition(self, parts: int, catalogue_refs: pl.DataFrame | None) -> pl.Expr:
-        """A row's partition: by the work its reference names in `catalogue_refs`
-        (ref, work_id), or by the reference when it names none, so that every group
-        of one work, whichever identifiers name it, falls in one partition."""
-        refs = pl.DataFrame({"ref": self.values["ref"]})
-        owner = pl.col("ref")
-        if catalogue_refs is not None:
-            refs = refs.join(catalogue_refs.select("ref", "work_id"), on="ref", how="left", maintain_order="left")
-            owner = pl.coalesce("work_id", "ref")
-        of_code = pl.concat([pl.Series([0], dtype=pl.UInt64), refs.select(owner.hash() % parts).to_series()])
+    def partition(self, parts: int) -> pl.Expr:
+        """A row's partition: by the catalogue work its reference names, or by the
+        reference when it names none, so that every group of one work, whichever
+        identifiers name it, falls in one partition."""
+        owner = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
+            pl.coalesce("work_id", "ref").hash() % parts).to_series()
+        of_code = pl.concat([pl.Series([0], dtype=pl.UInt64), owner])
         return pl.lit(of_code).gather(self.unpacked()["ref"]).cast(pl.UInt32)
+
+    @cached_property
+    def enums(self) -> dict[str, pl.Series]:
+        """Each text column's values as an Enum of themselves, built once: a million
+        references took a second to cast, per partition."""
+        return {column: values.cast(pl.Enum(values)) for column, values in self.values.items()}
 
     def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
         """The groups with their key columns as values again: text columns as Enums of
         their sorted distinct values, so they sort as the text does and group and join
-        as integers (steps after aggregation cast them where they meet plain text)."""
+        as integers (steps after aggregation cast them where they meet plain text);
+        and the catalogue work each reference names (`work_id`, null when none)."""
         codes = groups.select(**self.unpacked())
+        index = lambda column: codes[column].replace(0, None) - 1
         columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
-        columns += [self.values[c].cast(pl.Enum(self.values[c])).gather(codes[c].replace(0, None) - 1).alias(c)
-                    for c in GROUP_KEY if c in self.values]
-        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, *SUMS)
+        columns += [self.enums[c].gather(index(c)).alias(c) for c in GROUP_KEY if c in self.values]
+        columns.append(self.work_ids.gather(index("ref")).alias("work_id"))
+        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, "work_id", *SUMS)
 
 
 def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],
-                canonical: pl.Series | None) -> GroupCodes:
-    """The distinct values of the valid rows' text key columns, and the identifier table.
+                catalogue_refs: pl.DataFrame) -> GroupCodes:
+    """The distinct values of the valid rows' text key columns, the identifier table, and
+    the work each normalised reference names in `catalogue_refs` (ref, work_id).
 
     Each column is its own query: queries collected together share one scan,
     which buffers what the slowest has not consumed (13 GB at 100M rows)."""
     valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
     values = {c: valid.select(c).unique().collect()[c].drop_nulls().sort() for c in TEXT_KEY}
-    identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, canonical).sort("work_ref")
+    identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"]).sort("work_ref")
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
-    return GroupCodes(values, identifiers, files, cuts)
+    work_ids = pl.DataFrame({"ref": values["ref"]}).join(catalogue_refs, on="ref", how="left", maintain_order="left")
+    return GroupCodes(values, identifiers, work_ids["work_id"], files, cuts)
 
 
 
@@ -292,8 +302,7 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
     return counting.select(*codes.key(), "units_count", "attribution_nanos")
 
 
-def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path,
-                     catalogue_refs: pl.DataFrame | None) -> Iterator[pl.DataFrame]:
+def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
     """The group sums of `rows` (`count` of them), one partition at a time, each read
     whole before it is yielded (the partition files are deleted with the spill).
 
@@ -306,7 +315,7 @@ def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: 
     if parts == 1:
         yield summed(rows)
         return
-    partitions = written_partitions(rows, codes.partition(parts, catalogue_refs), folder / "keyed")
+    partitions = written_partitions(rows, codes.partition(parts), folder / "keyed")
     for _, files in sorted(partitions.items()):
         yield summed(pl.scan_parquet(files, hive_partitioning=False))
 
@@ -335,24 +344,23 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
-                    cuts: list[dt.datetime], catalogue_refs: pl.DataFrame | None = None,
+                    cuts: list[dt.datetime], catalogue_refs: pl.DataFrame,
                     reduce: Callable[[pl.DataFrame], T] = lambda groups: groups) -> UsageAggregate[T]:
     """Intake and aggregation of every usage file (see the module's docstring).
     `catalogue_refs` (ref, work_id): the catalogue's normalised identifiers, which skip
-    normalisation and keep each work's groups in one partition."""
-    canonical = None if catalogue_refs is None else catalogue_refs["ref"]
+    normalisation, resolve each group's work and keep each work's groups in one partition."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder))
-        codes = group_codes(spill, len(files), ambiguous, cuts, canonical)
+        codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
         by_record, by_output, per_file, quarantined = first_pass(spill)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         extra = not_counted(spill, by_record, over, codes.identifiers)
         counting = valid_rows(per_file) - extra.height
         partials, shares = [], []
         rows = counted_rows(spill, codes, extra)
-        for sums_of_part in group_partitions(rows, codes, counting, Path(folder), catalogue_refs):
+        for sums_of_part in group_partitions(rows, codes, counting, Path(folder)):
             groups = codes.decoded(sums_of_part).join(names, on="file_index").drop("file_index")
             del sums_of_part
             shares.append(groups.group_by(pl.col("licensee_id").cast(pl.String))

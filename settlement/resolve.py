@@ -1,5 +1,6 @@
-"""Resolve usage groups: identifiers → works, then licence scope, consent and
-the split in force, which decide each group's fate:
+"""Classify usage groups (each with the catalogue work its reference names, resolved
+in aggregation) by licence scope, consent and the split in force, which decide each
+group's fate:
 
 - `accepted`: a covered, consenting use of a catalogued work with a split in force;
 - `suspense`: a covered use that cannot be attributed to holders yet
@@ -27,23 +28,11 @@ COVERED = len(SCOPE_REASONS)
 UTC = dt.timezone.utc
 
 
-def resolve_works(groups: pl.DataFrame, catalogue, with_kind: bool) -> pl.DataFrame:
-    """Attach work_id (null when the reference is not in the catalogue) and, when a
-    repertoire needs them, the work's kind and the reference's scheme."""
-    groups = groups.join(with_type_of(catalogue.refs, groups, "ref"), on="ref", how="left")
-    if not with_kind:
-        return groups
+def with_kind(groups: pl.DataFrame, catalogue) -> pl.DataFrame:
+    """The groups with their work's kind and their reference's scheme, which repertoires
+    by kind need (aggregation has resolved each group's `work_id`)."""
     return (groups.join(catalogue.works.select("work_id", "kind"), on="work_id", how="left")
             .with_columns(pl.col("ref").cast(pl.String).str.extract(r"^([^:]*)", 1).alias("scheme")))
-
-
-def with_type_of(table: pl.DataFrame, groups: pl.DataFrame, column: str) -> pl.DataFrame:
-    """`table` with `column` cast to its type in `groups` (an Enum of the values the
-    usage has: rows with other values could match no group and are dropped)."""
-    dtype = groups.schema[column]
-    if not isinstance(dtype, pl.Enum):
-        return table
-    return table.filter(pl.col(column).is_in(dtype.categories.implode())).with_columns(pl.col(column).cast(dtype))
 
 
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
@@ -199,7 +188,8 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
         candidates = candidates & pl.col("work_id").is_in(named.unique().implode())
     decisions = consent_decisions(as_text(groups.filter(candidates).select(key)), catalogue, consent_required,
                                   "segment_start")
-    decisions = decisions.with_columns(pl.col(c).cast(groups.schema[c]) for c in key)
+    schema = groups.schema  # read once: it rebuilds the reference's Enum of a million values
+    decisions = decisions.with_columns(pl.col(c).cast(schema[c]) for c in key)
     return groups.join(decisions, on=key, how="left", nulls_equal=True)
 
 
@@ -207,8 +197,8 @@ def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required:
              segments: pl.DataFrame) -> pl.DataFrame:
     """Give every usage group its status, reason, contract and split version."""
     by_work = repertoire_matters(contracts)  # a repertoire names works or kinds: scope depends on the work
-    groups = scope(resolve_works(groups.join(segments, on="segment", how="left"), catalogue, by_work),
-                   contracts, by_work)
+    groups = groups.join(segments, on="segment", how="left")
+    groups = scope(with_kind(groups, catalogue) if by_work else groups, contracts, by_work)
     versions = versions_in_force(groups.filter(pl.col("work_id").is_not_null()), catalogue.splits, "segment_start")
     groups = groups.join(versions, on=["work_id", "segment_start"], how="left")
     groups = with_consent(groups, catalogue, consent_required)

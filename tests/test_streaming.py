@@ -56,13 +56,14 @@ def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(messy_rows(), min_size=1, max_size=3), slice_rows=st.sampled_from((1, 4, 1_000_000)),
        key_bits=st.sampled_from((64, 0)), partition_rows=st.sampled_from((1, 3, 10_000_000)),
-       record_rows=st.sampled_from((2, 25_000_000)), by_work=st.booleans())
+       record_rows=st.sampled_from((2, 25_000_000)))
 def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, files, slice_rows, key_bits,
-                                                          partition_rows, record_rows, by_work):
-    """Every group sum and every quarantine reason agree between the two-pass streaming path and a direct one,
-    however Parquet files are sliced for validation, with the group key packed or not, and however many
-    partitions the group sums and the re-send search are computed in (no group is split between two), by
-    work or by reference; with two licensees, so that outputs of one id under both occur."""
+                                                          partition_rows, record_rows):
+    """Every group sum, every group's work and every quarantine reason agree between the two-pass streaming
+    path and a direct one, however Parquet files are sliced for validation, with the group key packed or not,
+    and however many partitions the group sums and the re-send search are computed in (no group is split
+    between two: a work's groups share a partition, whichever identifiers name it); with two licensees, so
+    that outputs of one id under both occur."""
     folder = write_inputs(tmp_path_factory.mktemp("in"), holders=[holder("a"), holder("b")], licensees=LICENSEES,
                           works=[work("W1", identifiers="ISWC:T-034.524.680-1"), work("W2"), work("W3")],
                           splits=split("W1", {"a": "1/3", "b": "2/3"}, valid_to="2026-10-16")
@@ -80,15 +81,16 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
     try:
         streamed = aggregate.aggregate_usage(inputs.usage_files, folder, PERIOD, list(inputs.licensees),
                                              inputs.catalogue.ambiguous["ref"].to_list(), cuts,
-                                             inputs.catalogue.refs if by_work else None)
+                                             inputs.catalogue.refs)
     finally:
         for name, value in zip(settings_, defaults):
             setattr(aggregate, name, value)
     expected_groups, expected_quarantine = reference_groups(inputs, cuts)
-    key = ["file", *[k for k in aggregate.GROUP_KEY if k != "file_index"]]
+    key = ["file", *[k for k in aggregate.GROUP_KEY if k != "file_index"], "work_id"]
     names = {i: intake.display_name(p, folder) for i, p in enumerate(inputs.usage_files)}
-    expected = (expected_groups.with_columns(pl.col("file_index").replace_strict(names, return_dtype=pl.String)
-                                             .alias("file")).select(*key, *aggregate.SUMS).sort(key, nulls_last=True))
+    expected = (expected_groups.join(inputs.catalogue.refs, on="ref", how="left")
+                .with_columns(pl.col("file_index").replace_strict(names, return_dtype=pl.String).alias("file"))
+                .select(*key, *aggregate.SUMS).sort(key, nulls_last=True))
     actual = pl.concat(streamed.partials).select(*key, *aggregate.SUMS).sort(key, nulls_last=True)
     assert expected.to_dicts() == actual.to_dicts()
     quarantine = streamed.quarantine.select("file", "row", "reason").to_dicts()
