@@ -73,6 +73,7 @@ def write_lines(s: Settlement, out: Path) -> None:
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
                      "share", "currency", "units", *AMOUNTS]
+STATEMENT_BODY_ROWS = 1_000_000  # rows of one holder's statement joined into one string at most
 FREE_TEXT = ("work_id", "title")  # the only statement columns whose values may need CSV quoting
 BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
     "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
@@ -120,21 +121,35 @@ def write_statements(s: Settlement, out: Path) -> dict[str, str]:
     and payable. Returns each statement's SHA-256 by its path in `out`, for the manifest.
 
     A partition of holders at a time (Ledger.holder_partitions), the rows of every
-    statement are rendered as CSV text and joined into one body per holder by a group-by,
-    which keeps each group's rows in the order they come in: lines in line order, then
-    balances. Nothing is sorted (the files' order does not matter); the only loop is over
-    the bodies, to write them."""
+    statement are rendered as CSV text and joined into bodies by a group-by, which keeps
+    each group's rows in the order they come in: lines in line order, then balances.
+    Nothing is sorted but the bodies. A body holds at most STATEMENT_BODY_ROWS rows (a
+    polars string holds at most 4 GiB), so a holder with more gets several, written one
+    after the other; the only loop is over the bodies, to write them."""
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
-    digests = {}
-    for lines in s.ledger.holder_partitions():
-        bodies = statement_rows(s, lines).group_by("_holder").agg(
-            pl.col("holder_id").first(), pl.col("text").str.join("\n"))
-        for holder_id, body in bodies.select("holder_id", "text").iter_rows():
-            data = header + body.encode("utf-8") + b"\n"
-            name = f"statements/{holder_id}.csv"
-            (out / name).write_bytes(data)
-            digests[name] = hashlib.sha256(data).hexdigest()
-    return digests
+    digests, handle, digest, current = {}, None, None, None
+    try:
+        for lines in s.ledger.holder_partitions():
+            rows = statement_rows(s, lines)
+            body = (pl.int_range(pl.len()).over("_holder") // STATEMENT_BODY_ROWS).alias("_body")
+            bodies = (rows.group_by("_holder", body).agg(pl.col("holder_id").first(), pl.col("text").str.join("\n"))
+                      .sort("_holder", "_body"))
+            del rows
+            for holder_id, text in bodies.select("holder_id", "text").iter_rows():
+                if holder_id != current:
+                    if handle:
+                        handle.close()
+                    current, name = holder_id, f"statements/{holder_id}.csv"
+                    handle, digest = (out / name).open("wb"), hashlib.sha256(header)
+                    digests[name] = digest
+                    handle.write(header)
+                data = (text + "\n").encode("utf-8")
+                handle.write(data)
+                digest.update(data)
+    finally:
+        if handle:
+            handle.close()
+    return {name: digest.hexdigest() for name, digest in digests.items()}
 
 
 def invoice(charge) -> dict:

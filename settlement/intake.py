@@ -36,6 +36,7 @@ ATTRIBUTION_DIGITS = 9  # attribution shares are exact to 1e-9; more digits are 
 ATTRIBUTION_SCALE = 10**ATTRIBUTION_DIGITS
 QUARANTINE_COLUMNS = ("file", "row", "record_id", "licensee_id", "reason", "field", "value", "expected")
 VALUE_LENGTH_MAX = 200  # quarantine shows at most this much of a bad value
+ROW_NUMBER = "\x00row"  # rows are numbered under a name no file's header can hold, then renamed `row`
 
 
 @dataclass(frozen=True)
@@ -75,18 +76,15 @@ def scan_usage_file(path: Path, file_index: int, display: str,
         elif json_lines:
             frame = scan_ndjson_as_text(path)
         elif name.endswith((".csv.gz", ".csv.zst")):
-            frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False).lazy()
+            frame = numbered(pl.read_csv(path, infer_schema=False, raise_if_empty=False).lazy(), 1)
         else:
             refuse_unreadable_text(path, display)
-            frame = pl.scan_csv(path, infer_schema=False, raise_if_empty=False)
+            frame = numbered(pl.scan_csv(path, infer_schema=False, raise_if_empty=False), 1)
         present = frame.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as error:
         raise unreadable(display, error) from None
-    numbered = json_lines or name.endswith(".parquet")  # their scans number the rows (see those)
-    known = [c for c in (*USAGE_COLUMNS, "line", "malformed", "row") if c in present and (numbered or c in USAGE_COLUMNS)]
-    frame = frame.select(known)  # columns the format does not define are ignored, whatever their names
-    if not numbered:
-        frame = frame.with_row_index("row", offset=1)
+    known = [c for c in (*USAGE_COLUMNS, "line", "malformed") if c in present]
+    frame = frame.select("row", *known)
     missing = [] if json_lines else [column for column in REQUIRED_COLUMNS if column not in present]
     frame = frame.with_columns(
         pl.lit(None, dtype=pl.String).alias(column) for column in (*USAGE_COLUMNS, "line", "malformed")
@@ -131,8 +129,18 @@ def scan_parquet_as_text(path: Path, display: str, window: tuple[int, int | None
         if column in schema and type(schema[column]).__name__.startswith("Float"):  # binary floating point
             raise InputError(display, f"column {column} is stored as {schema[column]}", field=column,
                              expected="integers for units and decimal strings for attribution: floats are refused")
-    known = [c for c in schema.names() if c in USAGE_COLUMNS]
-    return frame.select(pl.col(c).cast(pl.String) for c in known).with_row_index("row", offset=start + 1)
+    return numbered(frame, start + 1).select("row", *(pl.col(c).cast(pl.String) for c in schema.names()
+                                                     if c in USAGE_COLUMNS))
+
+
+def numbered(frame: pl.LazyFrame, first: int) -> pl.LazyFrame:
+    """The frame's usage-log columns (columns the format does not define are ignored,
+    whatever their names, a `row` of the file's own too) after `row`, its rows numbered
+    from `first`. Rows are numbered before any column is dropped: a frame left with no
+    columns has no rows, and a file with none of the log's columns would lose them all."""
+    names = frame.collect_schema().names()
+    return frame.with_row_index(ROW_NUMBER, offset=first).select(
+        pl.col(ROW_NUMBER).alias("row"), *(c for c in names if c in USAGE_COLUMNS))
 
 
 def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:

@@ -26,6 +26,7 @@ from typing import Callable
 import pytest
 
 from builders import contract, holder, split, usage, work, write_csv, write_inputs
+from settlement.intake import REQUIRED_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTLE = ROOT / ".venv" / "bin" / "settle"
@@ -211,6 +212,8 @@ class UsageCase:
     raw: str | None = None
 
 
+ALL_REQUIRED = ",".join(REQUIRED_COLUMNS)  # what a file with none of the log's columns lacks
+
 # In the order intake checks a row: missing column, missing field, licensee, use type, unit, units,
 # timestamp, period, territory, attribution, work_ref; then re-sends, then attribution per output.
 USAGE_CASES = [
@@ -219,6 +222,9 @@ USAGE_CASES = [
               raw="record_id,licensee_id,model_id,work_ref,use_type,unit,occurred_at\n"
                   "mc1,ai,m1,WORK:W1,train,token,2026-10-10T12:00:00Z\n"
                   "mc2,ai,m1,WORK:W1,train,token,2026-10-11T12:00:00Z\n"),
+    UsageCase("none of the log's columns", "01-none-of-the-columns.csv", None,  # rows kept, never dropped
+              [(1, "missing_column", "-", ALL_REQUIRED), (2, "missing_column", "-", ALL_REQUIRED)],
+              raw="row,amount\n7,12\n8,13\n"),
     UsageCase("unknown licensee", "02-unknown-licensee.csv",
               [good("ul1"), good("ul2", licensee_id="nobody")],
               [(2, "unknown_licensee", "licensee_id", "nobody")]),

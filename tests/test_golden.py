@@ -46,6 +46,22 @@ def test_demo_outputs_are_canonical_text(demo_out):
             assert ",-0.00" not in text and ",-0," not in text, name
 
 
+@pytest.mark.parametrize("body_rows", [1, 3, 7])
+def test_statements_do_not_depend_on_the_body_size(tmp_path, monkeypatch, body_rows):
+    """Statements whose rows are joined a few at a time (a holder's rows in several bodies,
+    written one after the other) equal the golden ones, and so do their manifest hashes."""
+    from contracts.loading import load_inputs
+    from settlement import exports
+    from settlement.intake import Period
+    from settlement.run import settle
+
+    monkeypatch.setattr(exports, "STATEMENT_BODY_ROWS", body_rows)
+    settlement = settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK)
+    exports.export(settlement, tmp_path / "out")
+    assert output_files(tmp_path / "out" / "statements") == output_files(GOLDEN / "statements")
+    assert (tmp_path / "out" / "manifest.json").read_bytes() == (GOLDEN / "manifest.json").read_bytes()
+
+
 @pytest.mark.parametrize("partition_rows", [400, 1000])
 def test_outputs_do_not_depend_on_the_partitions(tmp_path, monkeypatch, partition_rows):
     """The demo's usage summed and classified in partitions of works (9 and 4 of them) gives
