@@ -154,9 +154,11 @@ class GroupCodes:
 
     @cached_property
     def ref_codes(self) -> pl.Series:
-        """Per row of `identifiers`: the code of its normalised reference (0 when refused)."""
-        refs = self.identifiers["ref"].cast(pl.Enum(self.values["ref"])).to_physical()
-        return (refs.cast(pl.UInt64) + 1).fill_null(0)
+        """Per row of `identifiers`: the code of its normalised reference (0 when refused),
+        found by a join (an Enum cast of millions of references took several times longer)."""
+        codes = pl.DataFrame({"ref": self.values["ref"]}).with_row_index("code", offset=1)
+        found = self.identifiers.select("ref").join(codes, on="ref", how="left", maintain_order="left")
+        return found["code"].cast(pl.UInt64).fill_null(0)
 
     def key(self) -> list[pl.Expr]:
         if not self.packed():
@@ -217,7 +219,7 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
     which buffers what the slowest has not consumed (13 GB at 100M rows)."""
     valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
     values = {c: valid.select(c).unique().collect()[c].drop_nulls().sort() for c in TEXT_KEY}
-    identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"]).sort("work_ref")
+    identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"])  # sorted
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
     work_ids = pl.DataFrame({"ref": values["ref"]}).join(catalogue_refs, on="ref", how="left", maintain_order="left")
     return GroupCodes(values, identifiers, work_ids["work_id"], files, cuts)
