@@ -103,3 +103,17 @@ def test_outputs_do_not_depend_on_the_holder_partitions(tmp_path, monkeypatch, l
     exports.export(settlement, tmp_path / "out")
     assert len(settlement.ledger.holder_ranges) > 1
     assert output_files(tmp_path / "out") == output_files(GOLDEN)
+
+
+def test_closing_a_settlement_deletes_its_ledger_files():
+    """The ledger's temporary files (gigabytes at scale) exist while the settlement is open
+    and are gone once the `with` block closes it."""
+    from contracts.loading import load_inputs
+    from settlement.intake import Period
+    from settlement.run import settle
+
+    with settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK) as settlement:
+        folder = Path(settlement.ledger.folder.name)
+        assert settlement.ledger.line_files and all(path.exists() for path in settlement.ledger.line_files)
+        assert settlement.lines.collect().height == settlement.ledger.line_count
+    assert not folder.exists()
