@@ -116,19 +116,45 @@ def largest_remainder(
     """
     ordered = sorted_by(parts, [*group, *tie_break]).with_columns(pl.struct(group).rle_id().alias("_group"))
     ordered = ordered.with_columns(pl.col("_group").set_sorted())
-    weight_sum = pl.col(weight).cast(MONEY).sum().over("_group")
-    product = pl.col(total).cast(MONEY) * pl.col(weight).cast(MONEY)
+    exact = arithmetic_type(ordered, total, weight)
+    weight_sum = pl.col(weight).cast(exact).sum().over("_group")
+    product = pl.col(total).cast(exact) * pl.col(weight).cast(exact)
     floored = ordered.with_columns((product // weight_sum).alias("_floor"), (product % weight_sum).alias("_remainder"))
     largest = floored["_remainder"].max()
     if largest is not None and largest < 1 << 63:
         floored = floored.with_columns(pl.col("_remainder").cast(pl.Int64))  # sorts much faster than Int128
     # within each group: largest remainder first, equal remainders in tie-break order (the current
     # order, which a stable sort keeps)
-    ranked = floored.sort(["_group", "_remainder"], descending=[False, True], maintain_order=True).with_columns(
+    ranked = in_remainder_order(floored, largest).with_columns(
         pl.col("_group").set_sorted(), pl.int_range(pl.len(), dtype=pl.Int64).alias("_index"))
     return ranked.with_columns(
         (pl.col("_index") - pl.col("_index").min().over("_group")).alias("_rank"),
         (pl.col(total).cast(MONEY) - pl.col("_floor").sum().over("_group")).alias("_leftover"),
     ).with_columns(
-        (pl.col("_floor") + (pl.col("_rank") < pl.col("_leftover")).cast(MONEY)).alias(out)
+        (pl.col("_floor").cast(MONEY) + (pl.col("_rank") < pl.col("_leftover")).cast(MONEY)).alias(out)
     ).drop("_group", "_floor", "_remainder", "_index", "_rank", "_leftover")
+
+
+def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType:
+    """Int64 when no product of a total and a weight, and no group's weight sum, can
+    reach 2**63 (Int64 division is several times faster than Int128's); else Int128."""
+    largest = parts.select(pl.col(total).cast(MONEY).abs().max(), pl.col(weight).cast(MONEY).max()).row(0)
+    if None in largest:
+        return MONEY
+    largest_total, largest_weight = largest
+    fits = max(largest_total, 1) * largest_weight < 1 << 63 and largest_weight * parts.height < 1 << 63
+    return pl.Int64 if fits else MONEY
+
+
+def in_remainder_order(floored: pl.DataFrame, largest_remainder: int | None) -> pl.DataFrame:
+    """The parts sorted by group, then by remainder descending, stably. When groups average 8 parts
+    or more and both fit in 64 bits, one packed integer: polars sorts a few large groups
+    by two columns about five times slower (3.4 s against 0.7 s for 9.6M parts in 7
+    groups), and many small groups about as fast (0.5 s against 0.6 s)."""
+    groups = (floored["_group"].max() or 0) + 1
+    remainder_bits = max(largest_remainder or 0, 1).bit_length()
+    if floored.height < 8 * groups or groups.bit_length() + remainder_bits > 64:
+        return floored.sort(["_group", "_remainder"], descending=[False, True], maintain_order=True)
+    shift = pl.lit(1 << remainder_bits, dtype=pl.UInt64)
+    return floored.sort(pl.col("_group").cast(pl.UInt64) * shift
+                        + (shift - 1 - pl.col("_remainder").cast(pl.UInt64)), maintain_order=True)

@@ -402,10 +402,13 @@ def apportionment_frames(draw) -> list[dict]:
     for group in draw(st.lists(st.text(alphabet="gh", min_size=1, max_size=2), min_size=1, max_size=3,
                                unique=True)):
         total = draw(st.integers(0, 10**12) if draw(st.booleans()) else st.integers(0, 50))
+        # groups of up to 24 parts take largest_remainder's packed sort (8 parts a group on average)
         keys = draw(st.lists(st.tuples(key_text, st.sampled_from(("train", "output", "ground"))), min_size=1,
-                             max_size=8, unique=True))
-        small = draw(st.booleans())  # small weights make equal remainders (ties) common
-        weights = [draw(st.integers(0, 6) if small else st.integers(0, 10**12)) for _ in keys]
+                             max_size=draw(st.sampled_from((8, 24))), unique=True))
+        # small weights make equal remainders (ties) common; huge ones make products and
+        # remainders that only Int128 holds
+        largest = draw(st.sampled_from((6, 10**12, 10**18)))
+        weights = [draw(st.integers(0, largest)) for _ in keys]
         if sum(weights) == 0:
             weights[0] = 1
         rows += [{"group": group, "total": total, "weight": weight, "key": k1, "use": k2}
