@@ -10,6 +10,8 @@ split over) take their share at level 1 and go to suspense (rule 6).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from settlement.intake import ATTRIBUTION_SCALE
@@ -107,15 +109,46 @@ def level_one(charges: pl.DataFrame, contracts: dict, priced: pl.DataFrame, cove
     return split.drop("amount_minor").rename({"allocated_minor": "amount_minor"})
 
 
-def level_two(allocated: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
-    """Each accepted (contract, work, use type, version) amount over the holders of the version.
-    `splits` has the work key as `work_id`, encoded like `allocated`'s `work_key`."""
-    key = ["contract_id", "work_key", "use_type", "version"]
-    amounts = grouped(allocated.filter(pl.col("status") == "accepted"), key,
-                      pl.col("amount_minor").sum().alias("work_amount_minor")
-                      ).with_row_index("_part")  # one integer group key for the split below
-    holders = joined(amounts, splits.select(pl.col("work_id").alias("work_key"), "version", "right", "holder_id",
-                                            "share", "share_scaled"), on=["work_key", "version"])
-    split = largest_remainder(holders, group=["_part"], total="work_amount_minor", weight="share_scaled",
-                              tie_break=["holder_id"], out="gross")
-    return split.drop("_part").rename({"work_key": "work_id"})
+WORK_KEY = ["contract_id", "work_key", "use_type", "version"]  # what level 2 splits over holders
+
+
+def work_amounts(level1: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
+    """Per accepted (contract, work, use type, version) of level 1: its amount
+    (`work_amount_minor`), the accepted units of the contract's priced usage on it (0 when
+    none), and `_part`, its row number, which level 2 splits by."""
+    amounts = grouped(level1.filter(pl.col("status") == "accepted"), WORK_KEY,
+                      pl.col("amount_minor").sum().alias("work_amount_minor"))
+    units = grouped(priced.filter(pl.col("status") == "accepted").select(*WORK_KEY, "units"), WORK_KEY,
+                    pl.col("units").sum())
+    return (joined(amounts, units, on=WORK_KEY, how="left").with_columns(pl.col("units").fill_null(0))
+            .with_row_index("_part"))
+
+
+@dataclass(frozen=True)
+class SplitHolders:
+    """The catalogue's split rows, keyed once per run for level 2: `_split` is one integer
+    per (work, version), and the rows are sorted by it, then by holder, so that joined to
+    a contract's work amounts they come out grouped by work amount, in holder order."""
+
+    rows: pl.DataFrame  # _split, right, holder_id, share, share_scaled
+    versions: int
+
+    @staticmethod
+    def of(splits: pl.DataFrame, types: KeyTypes) -> "SplitHolders":
+        """`splits` encoded by `types` (work codes in `work_id`)."""
+        holders = SplitHolders(pl.DataFrame(), len(types.version.categories))
+        rows = splits.select(holders.key("work_id"), "right", "holder_id", "share", "share_scaled")
+        return SplitHolders(rows.sort("_split", "holder_id", maintain_order=True), holders.versions)
+
+    def key(self, work: str) -> pl.Expr:
+        version = pl.col("version").to_physical().cast(pl.UInt64) + 1
+        return (pl.col(work).cast(pl.UInt64) * (self.versions + 1) + version.fill_null(0)).alias("_split")
+
+
+def level_two(amounts: pl.DataFrame, holders: SplitHolders) -> pl.DataFrame:
+    """Each work amount (`work_amounts`) over the holders of its split version: the holder
+    parts (`gross`), with their work amount's `_part`, the work key as `work_id`."""
+    parts = amounts.with_columns(holders.key("work_key")).join(holders.rows, on="_split", maintain_order="left_right")
+    split = largest_remainder(parts.drop("_split"), group=["_part"], total="work_amount_minor",
+                              weight="share_scaled", tie_break=["holder_id"], out="gross")
+    return split.rename({"work_key": "work_id"})

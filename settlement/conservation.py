@@ -22,16 +22,15 @@ def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:
             for row in charged.filter(pl.col("allocated") != pl.col("amount_minor")).iter_rows(named=True)]
 
 
-def check_works(level1: pl.DataFrame, lines: pl.DataFrame, types: KeyTypes) -> list[str]:
-    """Every accepted (contract, work, use type, version) amount's holder parts sum to it."""
-    key = ["contract_id", "work_key", "use_type", "version"]
-    works = grouped(level1.filter(pl.col("status") == "accepted"), key,
-                    pl.col("amount_minor").sum().alias("work_amount"))
-    holders = grouped(lines.rename({"work_id": "work_key"}), key, pl.col("gross").sum().alias("holders_gross"))
-    both = joined(works, holders, on=key, how="full").fill_null(0)
+def check_works(amounts: pl.DataFrame, parts: pl.DataFrame, types: KeyTypes) -> list[str]:
+    """Every accepted (contract, work, use type, version) amount's holder parts sum to it.
+    `amounts` (allocate.work_amounts) and `parts` (allocate.level_two) share `_part`."""
+    holders = parts.group_by("_part").agg(pl.col("gross").sum().alias("holders_gross"))
+    both = amounts.join(holders, on="_part", how="full", coalesce=True).with_columns(
+        pl.col("work_amount_minor", "holders_gross").fill_null(0))
     return [f"work {row['contract_id']}/{row['work_key']}/{row['use_type']}/{row['version']}: "
-            f"allocated {row['work_amount']} != holders' gross {row['holders_gross']}"
-            for row in decoded(both.filter(pl.col("work_amount") != pl.col("holders_gross")).head(10), types
+            f"allocated {row['work_amount_minor']} != holders' gross {row['holders_gross']}"
+            for row in decoded(both.filter(pl.col("work_amount_minor") != pl.col("holders_gross")).head(10), types
                                ).iter_rows(named=True)]
 
 

@@ -9,6 +9,7 @@ forward instead of paid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import polars as pl
@@ -19,13 +20,14 @@ from settlement.money import MONEY, largest_remainder, to_minor
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
 
 
-def half_even_product(amount: pl.Expr, numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
-    """round_half_even(amount × numerator / denominator) for amounts >= 0, in Int128."""
-    product = amount.cast(MONEY) * numerator.cast(MONEY)
-    quotient, remainder = product // denominator.cast(MONEY), product % denominator.cast(MONEY)
+def half_even_product(amount: pl.Expr, numerator: pl.Expr, denominator: pl.Expr, exact: pl.DataType = MONEY) -> pl.Expr:
+    """round_half_even(amount × numerator / denominator) for amounts >= 0, in `exact`
+    (Int128 unless the caller knows that no product nor twice a denominator reaches 2**63)."""
+    product, denominator = amount.cast(exact) * numerator.cast(exact), denominator.cast(exact)
+    quotient, remainder = product // denominator, product % denominator
     twice = remainder * 2
     up = (twice > denominator) | ((twice == denominator) & (quotient % 2 == 1))
-    return quotient + up.cast(MONEY)
+    return (quotient + up.cast(exact)).cast(MONEY)
 
 
 def rate_columns(rates: dict[str, Fraction], key: str, prefix: str, types: KeyTypes) -> pl.DataFrame:
@@ -35,23 +37,51 @@ def rate_columns(rates: dict[str, Fraction], key: str, prefix: str, types: KeyTy
                                 schema={key: pl.String, f"{prefix}_num": MONEY, f"{prefix}_den": MONEY}), types)
 
 
-def with_commission(lines: pl.DataFrame, commission: dict[str, Fraction], types: KeyTypes) -> pl.DataFrame:
-    rates = rate_columns({use: Fraction(rate) for use, rate in commission.items()}, "use_type", "commission", types)
+@dataclass(frozen=True)
+class Rates:
+    """The commission rate of each use type and the withholding rate of each holder, as
+    exact numerator and denominator columns: built once per run (a million holders' rates
+    take a second to build), used by every partition of lines."""
+
+    commission: pl.DataFrame  # use_type, commission_num, commission_den
+    withholding: pl.DataFrame  # holder_id, withholding_num, withholding_den
+
+    @staticmethod
+    def of(policy, holders: dict, types: KeyTypes) -> "Rates":
+        return Rates(
+            rate_columns({use: Fraction(rate) for use, rate in dict(policy.commission).items()}, "use_type",
+                         "commission", types),
+            rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()}, "holder_id",
+                         "withholding", types))
+
+
+def exact_type(amounts: pl.Series, rates: pl.DataFrame, prefix: str) -> pl.DataType:
+    """Int64 when half_even_product of these amounts and rates cannot reach 2**63 (Int128
+    division is several times slower), else Int128."""
+    largest = [amounts.cast(MONEY).abs().max(), rates[f"{prefix}_num"].max(), rates[f"{prefix}_den"].max()]
+    if None in largest:
+        return MONEY
+    amount, numerator, denominator = largest
+    return pl.Int64 if max(amount, 1) * max(numerator, 1) < 1 << 63 and 2 * denominator < 1 << 63 else MONEY
+
+
+def with_commission(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+    exact = exact_type(lines["gross"], rates, "commission")
     lines = lines.join(rates, on="use_type", how="left").with_columns(
         pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
     return lines.with_columns(
-        half_even_product(pl.col("gross"), pl.col("commission_num"), pl.col("commission_den")).alias("commission")
+        half_even_product(pl.col("gross"), pl.col("commission_num"), pl.col("commission_den"), exact)
+        .alias("commission")
     ).drop("commission_num", "commission_den")
 
 
-def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.DataFrame:
-    rates = rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()},
-                         "holder_id", "withholding", types)
+def with_withholding(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
     group = ["holder_id", "currency"]
     lines = lines.with_columns((pl.col("gross") - pl.col("commission")).alias("after_commission"))
     totals = grouped(lines, group, pl.col("after_commission").sum()).join(rates, on="holder_id", how="left")
+    exact = exact_type(totals["after_commission"], rates, "withholding")
     totals = totals.select(*group, half_even_product(pl.col("after_commission"), pl.col("withholding_num"),
-                                                     pl.col("withholding_den")).alias("withholding_total"))
+                                                     pl.col("withholding_den"), exact).alias("withholding_total"))
     lines = joined(lines, totals, on=group, how="left")
     taxed = lines.filter((pl.col("withholding_total") > 0))
     untaxed = lines.filter(pl.col("withholding_total") <= 0).with_columns(pl.lit(0, dtype=MONEY).alias("withholding"))
@@ -61,12 +91,12 @@ def with_withholding(lines: pl.DataFrame, holders: dict, types: KeyTypes) -> pl.
             .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
 
 
-def distribute(lines: pl.DataFrame, policy, holders: dict, types: KeyTypes) -> pl.DataFrame:
+def distribute(lines: pl.DataFrame, rates: Rates) -> pl.DataFrame:
     """Holder lines with commission, withholding and net. `lines` must hold every line
     of its holders (withholding is spread over all of a holder's lines)."""
     if lines.height == 0:
         return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
-    return with_withholding(with_commission(lines, dict(policy.commission), types), holders, types)
+    return with_withholding(with_commission(lines, rates.commission), rates.withholding)
 
 
 def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:

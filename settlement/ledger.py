@@ -155,13 +155,13 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
     `root/level1` and `root/gross` before the next contract is read."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
-    splits = keys.encoded(inputs.catalogue.splits, types)
+    holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)
     level1_files, gross_files, suspense, problems = [], [], [], []
     for index, charge in enumerate(contracts):
         terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
-        level1, gross = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
-                                       splits, types)
-        problems += check_terms(terms, level1) + check_works(level1, gross, types)
+        level1, gross, unequal = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
+                                                holders, types)
+        problems += check_terms(terms, level1) + unequal
         suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
                                 pl.col("amount_minor").sum()))
         level1_files.append(root / "level1" / f"{index:06d}.parquet")
@@ -177,14 +177,16 @@ def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
 
 
 def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataFrame, own: pl.DataFrame,
-                   splits: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One contract's level-1 parts and its holder lines before commission (gross, `gross_schema`).
-    `own` (the contract's priced sums) and `splits` are encoded by `types`."""
+                   holders: allocate.SplitHolders, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """One contract's level-1 parts, its holder lines before commission (gross, `gross_schema`)
+    and what disagrees between its work amounts and their holder parts (check_works).
+    `own` (the contract's priced sums) is encoded by `types`."""
     contract = charge.contract
     covered, used = works_to_count(inputs, period, contract, own, types)
     level1 = allocate.level_one(terms, {contract.contract_id: contract}, own, covered, used, types)
-    level2 = allocate.level_two(level1, splits)
-    return level1, holder_lines(level2, contract, own, types)
+    amounts = allocate.work_amounts(level1, own)
+    level2 = allocate.level_two(amounts, holders)
+    return level1, holder_lines(level2, contract, types), check_works(amounts, level2, types)
 
 
 def works_to_count(inputs, period, contract, own: pl.DataFrame, types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -201,18 +203,11 @@ def works_to_count(inputs, period, contract, own: pl.DataFrame, types: KeyTypes)
     return found[0], found[1]
 
 
-def holder_lines(level2: pl.DataFrame, contract, priced: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
-    """Level 2's holder parts with the contract's licensee and currency and the accepted units of their work."""
-    key = ["contract_id", "work_id", "use_type", "version"]
-    accepted = priced.filter(pl.col("status") == "accepted").select(
-        "contract_id", pl.col("work_key").alias("work_id"), "use_type", "version", "units")
-    units = grouped(accepted, key, pl.col("units").sum())
-    lines = joined(level2, units, on=key, how="left").with_columns(
-        pl.lit(contract.licensee_id).cast(types.licensee).alias("licensee_id"),
-        pl.lit(contract.currency).cast(types.currency).alias("currency"),
-        pl.col("units").fill_null(0))
-    schema = gross_schema(types)
-    return lines.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+def holder_lines(level2: pl.DataFrame, contract, types: KeyTypes) -> pl.DataFrame:
+    """Level 2's holder parts with the contract's licensee and currency (`gross_schema`)."""
+    lines = level2.with_columns(pl.lit(contract.licensee_id).cast(types.licensee).alias("licensee_id"),
+                                pl.lit(contract.currency).cast(types.currency).alias("currency"))
+    return lines.select(pl.col(name).cast(dtype) for name, dtype in gross_schema(types).items())
 
 
 def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
@@ -244,9 +239,9 @@ def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types:
     gross = scanned(gross_files, gross_schema(types))
     number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
     ranges, totals, count, problems = holder_ranges(gross), [], 0, []
+    rates = distribute.Rates.of(inputs.policy, inputs.holders, types)
     for part, (first, last) in enumerate(ranges):
-        lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(),
-                                      inputs.policy, inputs.holders, types)
+        lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(), rates)
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))
         count += lines.height

@@ -142,7 +142,8 @@ def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType
     if None in largest:
         return MONEY
     largest_total, largest_weight = largest
-    fits = max(largest_total, 1) * largest_weight < 1 << 63 and largest_weight * parts.height < 1 << 63
+    weight = max(largest_weight, 1)
+    fits = max(largest_total, 1) * weight < 1 << 63 and weight * max(parts.height, 1) < 1 << 63
     return pl.Int64 if fits else MONEY
 
 

@@ -185,6 +185,24 @@ def test_round_half_even_matches_decimal(value):
     assert round_half_even(value) == decimal_half_even(value)
 
 
+@laws(200)
+@given(rows=st.lists(st.tuples(st.integers(0, 10**20), st.integers(0, 10**6), st.integers(1, 10**6)),
+                     min_size=1, max_size=20),
+       small=st.booleans())
+def test_commission_and_withholding_round_half_even_in_either_integer_type(rows, small):
+    """Law 1: commission and withholding (amount × rate, rounded half-even) are exact whether
+    they are formed in Int64, when nothing can reach 2**63, or in Int128."""
+    if small:
+        rows = [(amount % 10**12, numerator, denominator) for amount, numerator, denominator in rows]
+    frame = pl.DataFrame(rows, schema={"amount": pl.Int128, "rate_num": pl.Int128, "rate_den": pl.Int128},
+                         orient="row")
+    exact = distribute.exact_type(frame["amount"], frame, "rate")
+    assert exact == (pl.Int64 if small else exact)
+    got = frame.select(distribute.half_even_product(pl.col("amount"), pl.col("rate_num"), pl.col("rate_den"), exact)
+                       ).to_series().to_list()
+    assert got == [round_half_even(Fraction(a * n, d)) for a, n, d in rows]
+
+
 @laws(300)
 @given(text=gen.decimal_strings(10**9, 6), currency=st.sampled_from(gen.CURRENCIES), negative=st.booleans())
 def test_to_minor_and_format_minor_agree_with_decimal(text, currency, negative):
