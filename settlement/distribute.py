@@ -113,8 +113,8 @@ def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) ->
 
 def holder_totals(lines: pl.DataFrame) -> pl.DataFrame:
     """Per holder and currency: the lines' gross, commission, withholding and net."""
-    return lines.group_by("holder_id", "currency").agg(
-        pl.col("gross").sum(), pl.col("commission").sum(), pl.col("withholding").sum(), pl.col("net").sum())
+    return grouped(lines, ["holder_id", "currency"], pl.col("gross").sum(), pl.col("commission").sum(),
+                   pl.col("withholding").sum(), pl.col("net").sum())
 
 
 def balances(totals: pl.DataFrame, holders: dict, policy, types: KeyTypes) -> pl.DataFrame:

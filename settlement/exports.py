@@ -99,12 +99,11 @@ def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal")
 
 
-def statement_rows(s: Settlement, lines: pl.DataFrame) -> pl.DataFrame:
+def statement_rows(s: Settlement, lines: pl.DataFrame, titles: pl.DataFrame) -> pl.DataFrame:
     """Every statement row of the holders of `lines` (all of their lines, in line order) as
     CSV text (`text`), with the holder's code (`_holder`) and id: the lines in line order,
     then the balance records. Rows are rendered to one text column first, so that joining
-    them into bodies moves one string per row."""
-    titles = s.inputs.catalogue.works.select(s.ledger.types.work.encode("work_id"), "title")
+    them into bodies moves one string per row. `titles`: work_id (coded) and title."""
     title = lines.select("work_id").join(titles, on="work_id", how="left", maintain_order="left")["title"]
     table = line_table(s, lines.lazy()).collect().with_columns(
         title, pl.lit("line").alias("record"), lines["holder_id"].alias("_holder"))
@@ -127,10 +126,11 @@ def write_statements(s: Settlement, out: Path) -> dict[str, str]:
     polars string holds at most 4 GiB), so a holder with more gets several, written one
     after the other; the only loop is over the bodies, to write them."""
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
+    titles = s.inputs.catalogue.works.select(s.ledger.types.work.encode("work_id"), "title")  # coded once
     digests, handle, digest, current = {}, None, None, None
     try:
         for lines in s.ledger.holder_partitions():
-            rows = statement_rows(s, lines)
+            rows = statement_rows(s, lines, titles)
             body = (pl.int_range(pl.len()).over("_holder") // STATEMENT_BODY_ROWS).alias("_body")
             bodies = (rows.group_by("_holder", body).agg(pl.col("holder_id").first(), pl.col("text").str.join("\n"))
                       .sort("_holder", "_body"))
