@@ -136,13 +136,18 @@ class SplitHolders:
     @staticmethod
     def of(splits: pl.DataFrame, types: KeyTypes) -> "SplitHolders":
         """`splits` encoded by `types` (work codes in `work_id`)."""
-        holders = SplitHolders(pl.DataFrame(), len(types.version.categories))
-        rows = splits.select(holders.key("work_id"), "right", "holder_id", "share", "share_scaled")
-        return SplitHolders(rows.sort("_split", "holder_id", maintain_order=True), holders.versions)
+        versions = len(types.version.categories)
+        rows = splits.select(split_key("work_id", versions), "right", "holder_id", "share", "share_scaled")
+        return SplitHolders(rows.sort("_split", "holder_id", maintain_order=True), versions)
 
     def key(self, work: str) -> pl.Expr:
-        version = pl.col("version").to_physical().cast(pl.UInt64) + 1
-        return (pl.col(work).cast(pl.UInt64) * (self.versions + 1) + version.fill_null(0)).alias("_split")
+        """`_split` of the rows of a frame with a work code column `work` and a `version`."""
+        return split_key(work, self.versions)
+
+
+def split_key(work: str, versions: int) -> pl.Expr:
+    version = pl.col("version").to_physical().cast(pl.UInt64) + 1
+    return (pl.col(work).cast(pl.UInt64) * (versions + 1) + version.fill_null(0)).alias("_split")
 
 
 def level_two(amounts: pl.DataFrame, holders: SplitHolders) -> pl.DataFrame:

@@ -40,8 +40,8 @@ def rate_columns(rates: dict[str, Fraction], key: str, prefix: str, types: KeyTy
 @dataclass(frozen=True)
 class Rates:
     """The commission rate of each use type and the withholding rate of each holder, as
-    exact numerator and denominator columns: built once per run (a million holders' rates
-    take a second to build), used by every partition of lines."""
+    exact numerator and denominator columns: built once per run and used by every range
+    of holders (50,000 holders' rates took 0.5 s to 0.7 s to build, once per range)."""
 
     commission: pl.DataFrame  # use_type, commission_num, commission_den
     withholding: pl.DataFrame  # holder_id, withholding_num, withholding_den
