@@ -166,7 +166,7 @@ def sorted_by(frame: pl.DataFrame, columns: list[str], nulls_last: bool = False)
     key = packed_key(frame, columns, nulls_last)
     if key is None:
         return frame.sort(columns, nulls_last=nulls_last, maintain_order=True)
-    if frame.select(key.is_sorted()).item():  # a linear check; level 2's parts come sorted from their join
+    if frame.select(key.is_sorted(descending=False)).item():  # linear; level 2's parts come sorted from their join
         return frame
     return frame.sort(key, maintain_order=True)
 

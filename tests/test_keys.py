@@ -38,6 +38,17 @@ def test_packed_sort_is_the_string_sort(frame, nulls_last):
     assert as_text(sorted_by(frame, COLUMNS, nulls_last=nulls_last)).equals(expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(keyed_frames(), st.booleans())
+def test_frames_already_in_order_or_in_reverse_order_come_out_sorted(frame, nulls_last):
+    """sorted_by skips a frame already in order (a linear check) and still sorts one in
+    descending order: the check must not accept either direction."""
+    once = sorted_by(frame, COLUMNS, nulls_last=nulls_last)
+    assert sorted_by(once, COLUMNS, nulls_last=nulls_last).equals(once)
+    again = sorted_by(once.reverse(), COLUMNS, nulls_last=nulls_last)
+    assert as_text(again).select(COLUMNS).equals(as_text(once).select(COLUMNS))
+
+
 @settings(max_examples=80, deadline=None)
 @given(keyed_frames())
 def test_grouped_is_group_by(frame):
