@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from contracts.errors import ConservationError
-from settlement.keys import KeyTypes, decoded, grouped, joined
+from settlement.keys import KeyTypes, decoded, grouped
 
 
 def check_terms(charges: pl.DataFrame, level1: pl.DataFrame) -> list[str]:

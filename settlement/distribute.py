@@ -15,7 +15,7 @@ from fractions import Fraction
 import polars as pl
 
 from settlement.keys import KeyTypes, encoded, grouped, joined
-from settlement.money import MONEY, largest_remainder, to_minor
+from settlement.money import MONEY, exact_type, largest_remainder, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
 
@@ -55,18 +55,15 @@ class Rates:
                          "withholding", types))
 
 
-def exact_type(amounts: pl.Series, rates: pl.DataFrame, prefix: str) -> pl.DataType:
-    """Int64 when half_even_product of these amounts and rates cannot reach 2**63 (Int128
-    division is several times slower), else Int128."""
-    largest = [amounts.cast(MONEY).abs().max(), rates[f"{prefix}_num"].max(), rates[f"{prefix}_den"].max()]
-    if None in largest:
-        return MONEY
-    amount, numerator, denominator = largest
-    return pl.Int64 if max(amount, 1) * max(numerator, 1) < 1 << 63 and 2 * denominator < 1 << 63 else MONEY
+def product_type(amounts: pl.Series, rates: pl.DataFrame, prefix: str) -> pl.DataType:
+    """The type for half_even_product of these amounts and rates: its products, and twice
+    a remainder (below twice the denominator)."""
+    return exact_type((amounts.cast(MONEY).abs().max(), rates[f"{prefix}_num"].max()),
+                      (2, rates[f"{prefix}_den"].max()))
 
 
 def with_commission(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
-    exact = exact_type(lines["gross"], rates, "commission")
+    exact = product_type(lines["gross"], rates, "commission")
     lines = lines.join(rates, on="use_type", how="left").with_columns(
         pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
     return lines.with_columns(
@@ -79,7 +76,7 @@ def with_withholding(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
     group = ["holder_id", "currency"]
     lines = lines.with_columns((pl.col("gross") - pl.col("commission")).alias("after_commission"))
     totals = grouped(lines, group, pl.col("after_commission").sum()).join(rates, on="holder_id", how="left")
-    exact = exact_type(totals["after_commission"], rates, "withholding")
+    exact = product_type(totals["after_commission"], rates, "withholding")
     totals = totals.select(*group, half_even_product(pl.col("after_commission"), pl.col("withholding_num"),
                                                      pl.col("withholding_den"), exact).alias("withholding_total"))
     lines = joined(lines, totals, on=group, how="left")

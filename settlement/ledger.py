@@ -37,7 +37,7 @@ import polars as pl
 
 from settlement import allocate, distribute, keys, price, resolve
 from settlement.conservation import check_lines, check_terms, check_works, check_written
-from settlement.keys import KeyTypes, decoded, encoded, grouped, joined, sorted_by
+from settlement.keys import KeyTypes, decoded, encoded, grouped, sorted_by
 from settlement.money import MONEY
 from settlement.spill import SPILL, written_partitions
 

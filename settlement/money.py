@@ -9,6 +9,7 @@ millions of lines split in one pass.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -136,14 +137,19 @@ def largest_remainder(
 
 
 def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType:
-    """Int64 when no product of a total and a weight, and no group's weight sum, can
-    reach 2**63 (Int64 division is several times faster than Int128's); else Int128."""
-    largest = parts.select(pl.col(total).cast(MONEY).abs().max(), pl.col(weight).cast(MONEY).max()).row(0)
-    if None in largest:
+    """The type for a split's products of a total and a weight, and its weight sums."""
+    largest_total, largest_weight = parts.select(pl.col(total).cast(MONEY).abs().max(),
+                                                 pl.col(weight).cast(MONEY).max()).row(0)
+    return exact_type((largest_total, largest_weight), (largest_weight, parts.height))
+
+
+def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
+    """Int64 when no product of the given largest magnitudes reaches 2**63 (Int64 division
+    is several times faster than Int128's), else Int128; None (the largest value of an
+    empty column) counts as unknown, so Int128."""
+    if any(value is None for factors in products for value in factors):
         return MONEY
-    largest_total, largest_weight = largest
-    weight = max(largest_weight, 1)
-    fits = max(largest_total, 1) * weight < 1 << 63 and weight * max(parts.height, 1) < 1 << 63
+    fits = all(math.prod(max(value, 1) for value in factors) < 1 << 63 for factors in products)
     return pl.Int64 if fits else MONEY
 
 

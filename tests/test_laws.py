@@ -196,7 +196,7 @@ def test_commission_and_withholding_round_half_even_in_either_integer_type(rows,
         rows = [(amount % 10**12, numerator, denominator) for amount, numerator, denominator in rows]
     frame = pl.DataFrame(rows, schema={"amount": pl.Int128, "rate_num": pl.Int128, "rate_den": pl.Int128},
                          orient="row")
-    exact = distribute.exact_type(frame["amount"], frame, "rate")
+    exact = distribute.product_type(frame["amount"], frame, "rate")
     assert exact == (pl.Int64 if small else exact)
     got = frame.select(distribute.half_even_product(pl.col("amount"), pl.col("rate_num"), pl.col("rate_den"), exact)
                        ).to_series().to_list()
