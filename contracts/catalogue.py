@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from fractions import Fraction
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -81,6 +82,17 @@ class Catalogue:
     splits: pl.DataFrame
     share_scale: int
     consent: pl.DataFrame
+
+    @cached_property
+    def versions(self) -> pl.DataFrame:
+        """Each split version once: work_id, version, valid_from, valid_to (built once: a
+        version has a row per holder, and classification looks versions up per partition)."""
+        return self.splits.select("work_id", "version", "valid_from", "valid_to").unique()
+
+    @cached_property
+    def version_type(self) -> pl.Enum:
+        """Every split version as an Enum, in order: classification groups and packs it as an integer."""
+        return pl.Enum(self.versions["version"].unique().sort())
 
 
 def read_table(path: Path) -> pl.DataFrame:

@@ -16,6 +16,14 @@ UNITS: tuple[str, ...] = get_args(Unit)
 WORK_KINDS: tuple[str, ...] = get_args(WorkKind)
 RIGHTS: tuple[str, ...] = get_args(Right)
 
+# A usage group's fate after classification, and the reasons a group is not accepted.
+# SCOPE_REASONS are in the order a use falls out of a contract's scope.
+STATUSES: tuple[str, ...] = ("accepted", "suspense", "unlicensed")
+SCOPE_REASONS: tuple[str, ...] = ("outside_term", "use_type_not_licensed", "model_not_licensed",
+                                  "territory_not_licensed", "work_not_in_repertoire")
+REASONS: tuple[str, ...] = (*SCOPE_REASONS, "no_licence", "opted_out", "no_opt_in", "unknown_work", "no_split",
+                            "no_allocation_base")
+
 # The kind of work an identifier scheme names; used to decide which contract
 # covers usage of a work that is not (yet) in the catalogue.
 SCHEME_KINDS: dict[str, tuple[str, ...]] = {

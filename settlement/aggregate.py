@@ -65,8 +65,9 @@ class UsageAggregate(Generic[T]):
     """What intake and aggregation hand to the pure steps."""
 
     partials: list[T]          # reduce(groups) per partition; groups: GROUP_KEY (file for file_index;
-                               # text columns as Enums), the work_id the ref names (or null) and SUMS of the
-                               # counted rows, disjoint between partitions
+                               # text columns as Enums), the work_id the ref names (or null), `work` (a
+                               # code per work key: GroupCodes.work_codes) and SUMS of the counted rows,
+                               # disjoint between partitions
     unattributed: pl.DataFrame # licensee_id, outputs (with attribution), unattributed_nanos
     quarantine: pl.DataFrame   # intake.QUARANTINE_COLUMNS, sorted by file, row
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
@@ -207,7 +208,17 @@ class GroupCodes:
         columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
         columns += [self.enums[c].gather(index(c)).alias(c) for c in GROUP_KEY if c in self.values]
         columns.append(self.work_ids.gather(index("ref")).alias("work_id"))
-        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, "work_id", *SUMS)
+        columns.append(self.work_codes.gather(codes["ref"]).alias("work"))
+        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, "work_id", "work", *SUMS)
+
+    @cached_property
+    def work_codes(self) -> pl.Series:
+        """Per reference code (0 for refused): a UInt32 code of the work key, the catalogue
+        work the reference names or else the reference itself, so that the steps after
+        aggregation group and join by work on one integer instead of text."""
+        keys = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
+            pl.coalesce("work_id", "ref").rank("dense").cast(pl.UInt32))
+        return pl.concat([pl.Series([0], dtype=pl.UInt32), keys.to_series()])
 
 
 def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],

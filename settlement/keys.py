@@ -23,18 +23,19 @@ from dataclasses import dataclass
 import polars as pl
 import polars.selectors as cs
 
-from contracts.vocabulary import RIGHTS, USE_TYPES
-from settlement.resolve import SCOPE_REASONS
+from contracts.vocabulary import REASONS, RIGHTS, STATUSES, USE_TYPES
 
 NO_BASE = "(no allocation base)"  # the work key of a term with nothing to split over
-STATUSES = ("accepted", "suspense", "unlicensed")
-REASONS = (*SCOPE_REASONS, "no_licence", "opted_out", "no_opt_in", "unknown_work", "no_split", "no_allocation_base")
 
 
 def lexical_enum(values) -> pl.Enum:
     """An Enum whose category order is the code-point order of its strings (Python's
     and polars' string order), so that sorting by it sorts as the strings."""
     return pl.Enum(sorted({value for value in values if value is not None}))
+
+
+STATUS = lexical_enum(STATUSES)
+REASON = lexical_enum(REASONS)
 
 
 class Codes:
@@ -75,8 +76,8 @@ class KeyTypes:
     licensee: pl.Enum
     currency: pl.Enum  # the contracts' currencies
     share: pl.Enum     # the canonical share texts of splits.csv
-    status: pl.Enum = lexical_enum(STATUSES)
-    reason: pl.Enum = lexical_enum(REASONS)
+    status: pl.Enum = STATUS
+    reason: pl.Enum = REASON
     right: pl.Enum = lexical_enum(RIGHTS)
 
     def dtype(self, column: str) -> pl.DataType:
@@ -128,8 +129,9 @@ def key_sizes(frames: list[pl.DataFrame], columns: list[str]) -> dict[str, int] 
     integer column (Codes, row indexes) its largest value + 1 over `frames`; None when
     a column is neither."""
     sizes = {}
+    schemas = [frame.select(list(dict.fromkeys(columns))).schema for frame in frames]  # not all: see Codes
     for column in columns:
-        dtypes = {frame.schema[column] for frame in frames}
+        dtypes = {schema[column] for schema in schemas}
         dtype = dtypes.pop() if len(dtypes) == 1 else None
         if isinstance(dtype, pl.Enum):
             sizes[column] = len(dtype.categories)

@@ -18,12 +18,11 @@ import re
 
 import polars as pl
 
-from contracts.vocabulary import SCHEME_KINDS
+from contracts.vocabulary import SCHEME_KINDS, SCOPE_REASONS
+from settlement.keys import REASON, STATUS, lexical_enum, packed_key
 
-# The order in which a use falls out of a contract's scope; the reason
-# reported is that of the contract the use got furthest into.
-SCOPE_REASONS = ("outside_term", "use_type_not_licensed", "model_not_licensed",
-                 "territory_not_licensed", "work_not_in_repertoire")
+# A use falls out of a contract's scope in the order of SCOPE_REASONS; the
+# reason reported is that of the contract the use got furthest into.
 COVERED = len(SCOPE_REASONS)
 UTC = dt.timezone.utc
 
@@ -96,18 +95,21 @@ def match_contracts(groups: pl.DataFrame, contracts: list) -> pl.DataFrame:
     ids = {width - 1 - i: c.contract_id for i, c in enumerate(ranked)}
     matched = groups.with_columns(best.alias("_best"))
     stage = pl.col("_best") // width - 1
+    contract = lexical_enum(ids.values())
     return matched.with_columns(
-        pl.when(stage == COVERED).then((pl.col("_best") % width).replace_strict(ids, default=None))
+        pl.when(stage == COVERED).then((pl.col("_best") % width).replace_strict(ids, default=None,
+                                                                               return_dtype=contract))
         .alias("contract_id"),
-        pl.when(stage < 0).then(pl.lit("no_licence"))
-        .when(stage < COVERED).then(stage.replace_strict(dict(enumerate(SCOPE_REASONS)), default=None))
+        pl.when(stage < 0).then(pl.lit("no_licence", dtype=REASON))
+        .when(stage < COVERED).then(stage.replace_strict(dict(enumerate(SCOPE_REASONS)), default=None,
+                                                         return_dtype=REASON))
         .alias("scope_reason"),
     ).drop("_best")
 
 
-def versions_in_force(keys: pl.DataFrame, splits: pl.DataFrame, at: str) -> pl.DataFrame:
-    """For each distinct (work_id, instant `at`), the split version in force then."""
-    versions = splits.select("work_id", "version", "valid_from", "valid_to").unique()
+def versions_in_force(keys: pl.DataFrame, versions: pl.DataFrame, at: str) -> pl.DataFrame:
+    """For each distinct (work_id, instant `at`), the split version in force then.
+    `versions`: the catalogue's (Catalogue.versions)."""
     return (keys.select("work_id", at).unique().join(versions, on="work_id").filter(in_force(at))
             .select("work_id", at, "version"))
 
@@ -161,15 +163,36 @@ def consent_decisions(keys: pl.DataFrame, catalogue, consent_required: bool, at:
 
 def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     """`contract_id` and `scope_reason` of every group, decided once per distinct
-    combination (in the groups given: a partition) of the columns scope depends on (few: licensees × models ×
-    territories × use types × segments, unless a repertoire names works)."""
-    columns = ["licensee_id", "model_id", "territory", "use_type", "segment_start"]
+    combination (in the groups given: a partition) of the columns scope depends on (few:
+    licensees × models × territories × use types × segments, unless a repertoire names
+    works). The combinations are found and joined back on one packed integer when the
+    columns allow (a join on five columns took most of the step)."""
+    columns = ["licensee_id", "model_id", "territory", "use_type", "segment"]
     if by_work:
         columns += ["work_id", "kind", "scheme"]
-    combos = groups.select(columns).unique()
-    matched = match_contracts(as_text(combos), contracts)  # model globs and scope lists are text
-    combos = combos.with_columns(matched["contract_id"], matched["scope_reason"])
-    return groups.join(combos, on=columns, how="left", nulls_equal=True)
+    frame = groups.select(*columns, "segment_start")
+    key = packed_key(frame, columns)
+    if key is None:
+        combos = frame.unique(columns)
+        matched = match_contracts(as_text(combos), contracts)  # model globs and scope lists are text
+        combos = combos.select(columns).with_columns(matched["contract_id"], matched["scope_reason"])
+        return groups.join(combos, on=columns, how="left", nulls_equal=True)
+    keyed = frame.with_columns(key.alias("_scope"))
+    combos = keyed.unique("_scope")
+    matched = match_contracts(as_text(combos), contracts)
+    found = combos.select("_scope").with_columns(matched["contract_id"], matched["scope_reason"])
+    return groups.with_columns(keyed["_scope"]).join(found, on="_scope", how="left").drop("_scope")
+
+
+def with_versions(groups: pl.DataFrame, catalogue, segments: int) -> pl.DataFrame:
+    """The split version in force in each group's segment (null when none or no work),
+    as an Enum (Catalogue.version_type), looked up once per (work, segment) of the groups."""
+    place = (pl.col("work").cast(pl.UInt64) * segments + pl.col("segment")).alias("_place")
+    keyed = groups.select(place, "work_id", "segment_start")
+    places = keyed.filter(pl.col("work_id").is_not_null()).unique("_place")
+    found = (places.join(catalogue.versions, on="work_id").filter(in_force("segment_start"))
+             .select("_place", pl.col("version").cast(catalogue.version_type)))
+    return groups.with_columns(keyed["_place"]).join(found, on="_place", how="left").drop("_place")
 
 
 def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.DataFrame:
@@ -177,7 +200,8 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
 
     Without an opt-in requirement or a signal for the whole repertoire, only
     works named by a signal, directly or through a holder, can be refused:
-    only their groups are decided (the rest are allowed)."""
+    only their groups are decided (the rest are allowed), and the reasons are
+    put in place by row (a join of every group on five columns took longer)."""
     key = ["work_id", "version", "use_type", "licensee_id", "segment_start"]
     candidates = pl.col("contract_id").is_not_null() & pl.col("work_id").is_not_null()
     signals = catalogue.consent
@@ -185,34 +209,42 @@ def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.
         holders = signals.filter(pl.col("subject") == "holder")["subject_id"]
         named = pl.concat([signals.filter(pl.col("subject") == "work")["subject_id"],
                            catalogue.splits.filter(pl.col("holder_id").is_in(holders.implode()))["work_id"]])
-        candidates = candidates & pl.col("work_id").is_in(named.unique().implode())
-    decisions = consent_decisions(as_text(groups.filter(candidates).select(key)), catalogue, consent_required,
-                                  "segment_start")
-    schema = groups.schema  # read once: it rebuilds the reference's Enum of a million values
-    decisions = decisions.with_columns(pl.col(c).cast(schema[c]) for c in key)
-    return groups.join(decisions, on=key, how="left", nulls_equal=True)
+        works = groups.select("work", "work_id").unique("work")  # by code, then each work's id once
+        named_codes = works.filter(pl.col("work_id").is_in(named.unique().implode()))["work"]
+        candidates = candidates & pl.col("work").is_in(named_codes.implode())
+    rows = groups.lazy().with_row_index("_row").filter(candidates).select("_row", *key).collect()
+    decisions = consent_decisions(as_text(rows.select(key)), catalogue, consent_required, "segment_start")
+    refused = (decisions.filter(pl.col("consent_reason").is_not_null())
+               .with_columns(pl.col(c).cast(dtype) for c, dtype in rows.select(key).schema.items()))
+    hits = rows.join(refused, on=key, how="inner", nulls_equal=True)
+    reason = pl.repeat(None, groups.height, dtype=REASON, eager=True).alias("consent_reason")
+    return groups.with_columns(reason.scatter(hits["_row"], hits["consent_reason"].cast(REASON)))
 
 
 def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required: bool,
              segments: pl.DataFrame) -> pl.DataFrame:
-    """Give every usage group its status, reason, contract and split version."""
+    """Give every usage group its status, reason, contract and split version (Enums;
+    `work_key` is not made here: see `work_key`)."""
     by_work = repertoire_matters(contracts)  # a repertoire names works or kinds: scope depends on the work
     groups = groups.join(segments, on="segment", how="left")
     groups = scope(with_kind(groups, catalogue) if by_work else groups, contracts, by_work)
-    versions = versions_in_force(groups.filter(pl.col("work_id").is_not_null()), catalogue.splits, "segment_start")
-    groups = groups.join(versions, on=["work_id", "segment_start"], how="left")
+    groups = with_versions(groups, catalogue, segments.height)
     groups = with_consent(groups, catalogue, consent_required)
     status = (pl.when(pl.col("scope_reason").is_not_null() | pl.col("consent_reason").is_not_null())
-              .then(pl.lit("unlicensed"))
-              .when(pl.col("work_id").is_null() | pl.col("version").is_null()).then(pl.lit("suspense"))
-              .otherwise(pl.lit("accepted")))
+              .then(pl.lit("unlicensed", dtype=STATUS))
+              .when(pl.col("work_id").is_null() | pl.col("version").is_null()).then(pl.lit("suspense", dtype=STATUS))
+              .otherwise(pl.lit("accepted", dtype=STATUS)))
     reason = pl.coalesce("scope_reason", "consent_reason",
-                         pl.when(pl.col("work_id").is_null()).then(pl.lit("unknown_work"))
-                         .when(pl.col("version").is_null()).then(pl.lit("no_split")))
+                         pl.when(pl.col("work_id").is_null()).then(pl.lit("unknown_work", dtype=REASON))
+                         .when(pl.col("version").is_null()).then(pl.lit("no_split", dtype=REASON)))
     return groups.with_columns(status.alias("status"), reason.alias("reason")).with_columns(
-        pl.when(pl.col("status") == "unlicensed").then(None).otherwise("contract_id").alias("contract_id"),
-        pl.coalesce("work_id", pl.col("ref").cast(pl.String)).alias("work_key"),
-    )
+        pl.when(pl.col("status") == "unlicensed").then(None).otherwise("contract_id").alias("contract_id"))
+
+
+def work_key() -> pl.Expr:
+    """A group's work key: the catalogue work, or the reference when it names none
+    (made only on the rows that need it: as text it is a string per row)."""
+    return pl.coalesce("work_id", pl.col("ref").cast(pl.String)).alias("work_key")
 
 
 def period_end_instant(period) -> dt.datetime:
@@ -223,7 +255,7 @@ def period_end_instant(period) -> dt.datetime:
 def with_version_at_end(works: pl.DataFrame, catalogue, period) -> pl.DataFrame:
     at = period_end_instant(period)
     works = works.with_columns(pl.lit(at, dtype=pl.Datetime("us", "UTC")).alias("at"))
-    versions = versions_in_force(works.filter(pl.col("work_id").is_not_null()), catalogue.splits, "at")
+    versions = versions_in_force(works.filter(pl.col("work_id").is_not_null()), catalogue.versions, "at")
     works = works.join(versions, on=["work_id", "at"], how="left")
     return works.with_columns(
         pl.when(pl.col("work_id").is_null()).then(pl.lit("suspense"))

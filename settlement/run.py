@@ -21,6 +21,7 @@ from typing import Callable
 import polars as pl
 
 from contracts.loading import Inputs, sha256_file
+from contracts.vocabulary import STATUSES
 from settlement import aggregate, keys, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
@@ -29,7 +30,6 @@ from settlement.spill import SPILL
 
 RULES_VERSION = "1"
 ENGINE_VERSION = "0.1.0"
-STATUSES = ("accepted", "suspense", "unlicensed")
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,16 @@ def rows_and_units(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
 
 
 def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
-    """Charged usage (accepted and suspense) summed per contract, work, use, unit and version."""
-    return groups.filter(pl.col("contract_id").is_not_null()).group_by(PRICED_KEY).agg(
-        pl.col("rows").sum(), pl.col("units").sum(), pl.col("attributed_nanos").sum(),
-        pl.col("unattributed_units").sum())
+    """Charged usage (accepted and suspense) summed per contract, work, use, unit and version.
+
+    Grouped on the codes (a work by its `work` code, the rest as Enums), packed into one
+    integer when they fit: grouping on the text of nine columns took twice as long."""
+    codes = ["contract_id", "licensee_id", "work", "use_type", "unit", "version", "status", "reason"]
+    summed = keys.grouped(groups.filter(pl.col("contract_id").is_not_null()), codes,
+                          pl.col("work_id", "ref").first(), pl.col("rows").sum(), pl.col("units").sum(),
+                          pl.col("attributed_nanos").sum(), pl.col("unattributed_units").sum())
+    return summed.with_columns(resolve.work_key()).select(*PRICED_KEY, "rows", "units", "attributed_nanos",
+                                                          "unattributed_units")
 
 
 def rows_by_status(groups: pl.DataFrame) -> pl.DataFrame:
@@ -147,7 +153,8 @@ class Classified:
         resolve.as_text(priced_groups(groups)).write_parquet(priced, **SPILL)
         return Classified(
             [priced], rows_by_status(groups),
-            rows_and_units(groups.filter(pl.col("status") == "suspense"), SUSPENSE_KEY),
+            rows_and_units(groups.filter(pl.col("status") == "suspense").with_columns(resolve.work_key()),
+                           SUSPENSE_KEY),
             rows_and_units(groups.filter(pl.col("status") == "unlicensed"), UNLICENSED_KEY))
 
 
