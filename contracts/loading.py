@@ -164,9 +164,9 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
                   usage_files(folder, usage), sorted(reference))
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path | str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
