@@ -56,6 +56,8 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 # counted rows per partition of the group sums (see group_partitions); at 100M rows the run
 # peaked at 7.6 GiB in 20 partitions and at 10.1 GiB in 10, about 20 s faster
 PARTITION_ROWS = 5_000_000
+NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
+                       "expected", "copy"]
 RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
 T = TypeVar("T")
 
@@ -353,7 +355,8 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
                   .collect())
     checked = intake.with_identifier_reasons(candidates, identifiers)
     settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
-    return settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
+    # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
+    return settled.filter(pl.col("copy").fill_null("quarantined") != "kept").select(NOT_COUNTED_COLUMNS)
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
