@@ -22,7 +22,7 @@ from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.keys import decoded
-from settlement.money import format_minor, minor_expr
+from settlement.money import exact_type, format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
@@ -54,11 +54,19 @@ def currencies(s: Settlement) -> list[str]:
     return sorted({c.contract.currency for c in s.charges})
 
 
+def amount_type(s: Settlement) -> pl.DataType:
+    """The integer type in which every amount of a line or of level 1 fits: each is at
+    most three times the run's charged total in magnitude (gross, commission and
+    withholding are each parts of it, and net is the first less the others)."""
+    charged = sum(abs(figures["charged"]) for figures in s.totals.values())
+    return exact_type((3, charged))
+
+
 def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) -> pl.LazyFrame:
     """The lines as their CSV shows them: keys as strings, amounts as decimal strings
     (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them)."""
     amounts = ([pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS] if minor_units else
-               [minor_expr(pl.col(a), pl.col("currency"), currencies(s)).alias(a) for a in AMOUNTS])
+               [minor_expr(pl.col(a), pl.col("currency"), currencies(s), amount_type(s)).alias(a) for a in AMOUNTS])
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
@@ -223,7 +231,8 @@ def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
     (the ledger keeps it sorted by contract, term, work key, use type and version)."""
     return (s.level1
             .join(currency_of.lazy(), on="contract_id", how="left", maintain_order="left")
-            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s)).alias("amount"),
+            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s), amount_type(s))
+                          .alias("amount"),
                           pl.col("weight").cast(pl.String))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
                     "currency", "amount"))

@@ -33,7 +33,7 @@ from contracts.loading import load_inputs
 from settlement import allocate, distribute, ledger
 from settlement.exports import export
 from settlement.intake import Period
-from settlement.money import format_minor, largest_remainder, round_half_even, to_minor
+from settlement.money import exact_type, format_minor, largest_remainder, minor_expr, round_half_even, to_minor
 from settlement.run import Settlement, settle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +215,21 @@ def test_to_minor_and_format_minor_agree_with_decimal(text, currency, negative):
     written = format_minor(minor, currency)
     assert Decimal(written) == expected and written != "-0" and "E" not in written
     assert len(written.partition(".")[2]) == gen.EXPONENTS[currency]
+
+
+@laws(200)
+@given(amounts=st.lists(st.integers(-10**30, 10**30), min_size=1, max_size=20),
+       currency=st.sampled_from(gen.CURRENCIES), small=st.booleans())
+def test_vectorised_formatting_agrees_with_format_minor_in_either_integer_type(amounts, currency, small):
+    """Law 1: the exports' column formatting writes each amount as format_minor does, whether
+    its digits are taken in Int64 (when the run's amounts fit) or in Int128."""
+    if small:
+        amounts = [amount % 10**18 * (1 if amount >= 0 else -1) for amount in amounts]
+    exact = exact_type((max(abs(amount) for amount in amounts),))
+    assert exact == (pl.Int64 if small else exact)
+    frame = pl.DataFrame({"amount": amounts, "currency": currency}, schema={"amount": pl.Int128, "currency": pl.String})
+    written = frame.select(minor_expr(pl.col("amount"), pl.col("currency"), [currency], exact)).to_series()
+    assert written.to_list() == [format_minor(amount, currency) for amount in amounts]
 
 
 # --------------------------------------------------------------------------- 3. conservation
