@@ -184,10 +184,10 @@ def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     return groups.with_columns(keyed["_scope"]).join(found, on="_scope", how="left").drop("_scope")
 
 
-def with_versions(groups: pl.DataFrame, catalogue, segments: int) -> pl.DataFrame:
+def with_versions(groups: pl.DataFrame, catalogue, segment_count: int) -> pl.DataFrame:
     """The split version in force in each group's segment (null when none or no work),
     as an Enum (Catalogue.version_type), looked up once per (work, segment) of the groups."""
-    place = (pl.col("work").cast(pl.UInt64) * segments + pl.col("segment")).alias("_place")
+    place = (pl.col("work").cast(pl.UInt64) * segment_count + pl.col("segment")).alias("_place")
     keyed = groups.select(place, "work_id", "segment_start")
     places = keyed.filter(pl.col("work_id").is_not_null()).unique("_place")
     found = (places.join(catalogue.versions, on="work_id").filter(in_force("segment_start"))
