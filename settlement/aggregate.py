@@ -188,11 +188,8 @@ class GroupCodes:
     def partition(self, parts: int) -> pl.Expr:
         """A row's partition: by the catalogue work its reference names, or by the
         reference when it names none, so that every group of one work, whichever
-        identifiers name it, falls in one partition."""
-        owner = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
-            pl.coalesce("work_id", "ref").hash() % parts).to_series()
-        of_code = pl.concat([pl.Series([0], dtype=pl.UInt64), owner])
-        return pl.lit(of_code).gather(self.unpacked()["ref"]).cast(pl.UInt32)
+        identifiers name it, falls in one partition (its work code, modulo `parts`)."""
+        return pl.lit(self.work_codes % parts).gather(self.unpacked()["ref"]).cast(pl.UInt32)
 
     @cached_property
     def enums(self) -> dict[str, pl.Series]:

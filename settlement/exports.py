@@ -65,8 +65,9 @@ def amount_type(s: Settlement) -> pl.DataType:
 def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) -> pl.LazyFrame:
     """The lines as their CSV shows them: keys as strings, amounts as decimal strings
     (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them)."""
+    listed, exact = currencies(s), amount_type(s)
     amounts = ([pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS] if minor_units else
-               [minor_expr(pl.col(a), pl.col("currency"), currencies(s), amount_type(s)).alias(a) for a in AMOUNTS])
+               [minor_expr(pl.col(a), pl.col("currency"), listed, exact).alias(a) for a in AMOUNTS])
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
