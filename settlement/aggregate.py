@@ -58,6 +58,9 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 PARTITION_ROWS = 5_000_000
 NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
                        "expected", "copy"]
+# what pass 2 reads of its candidates (valid rows: their reason columns are null)
+CANDIDATE_COLUMNS = ["file_index", "row", "units_count", "occurred", "attribution_nanos"]
+CANDIDATE_TEXT = ["record_id", "licensee_id", "model_id", "work_ref", "use_type", "unit", "territory", "output_id"]
 RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
 T = TypeVar("T")
 
@@ -332,6 +335,13 @@ def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: 
         yield summed(pl.scan_parquet(files, hive_partitioning=False))
 
 
+def copied(column: str) -> pl.Expr:
+    """A text column's values copied out of the buffers they were read into. Rows filtered
+    from a scan are views into the whole row groups' text: 4M candidate rows of 100M
+    kept 2.7 GB of them alive (1.5 GB once copied)."""
+    return pl.concat_str(pl.col(column), pl.lit("")).alias(column)
+
+
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
                 identifiers: pl.DataFrame) -> pl.DataFrame:
     """The candidates' rows, settled exactly: every valid row that does not count.
@@ -342,18 +352,22 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     Over-attributed outputs are matched by licensee and by output id separately,
     so an output of another over-attributing licensee with the same id may come
     along: it is settled exactly too, since all of its rows come along with it."""
-    refused = identifiers.filter(pl.col("ref_reason").is_not_null())["work_ref"]
+    refused = identifiers.filter(pl.col("ref_reason").is_not_null())
     candidates = (pl.scan_parquet(spill)
                   .filter(pl.col("reason").is_null()
                           & (pl.col("record_hash").is_in(by_record["record_hash"].implode())
                              | (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
                                 & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
-                             | pl.col("work_ref").is_in(refused.implode())))
+                             | pl.col("work_ref").is_in(refused["work_ref"].implode())))
+                  .select(*CANDIDATE_COLUMNS, *(copied(c) for c in CANDIDATE_TEXT),
+                          *(pl.lit(None, dtype=pl.String).alias(c) for c in ("reason", "field", "value", "expected")))
                   .collect())
-    checked = intake.with_identifier_reasons(candidates, identifiers)
+    # only the refused identifiers are looked up: all of them (millions) took five times as long
+    checked = intake.with_identifier_reasons(candidates, refused)
     settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
-    return settled.filter(pl.col("copy").fill_null("quarantined") != "kept").select(NOT_COUNTED_COLUMNS)
+    not_kept = settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
+    return not_kept.select(copied(c) if not_kept.schema[c] == pl.String else c for c in NOT_COUNTED_COLUMNS)
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],

@@ -292,46 +292,48 @@ def identifier_table(work_refs: pl.Series, ambiguous: list[str], canonical: pl.S
 
 
 def with_identifier_reasons(rows: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine valid rows whose identifier was refused (the last check in precedence)."""
-    joined = rows.join(identifiers.select("work_ref", "ref_reason", "ref_expected"), on="work_ref", how="left")
-    refused = pl.col("reason").is_null() & pl.col("ref_reason").is_not_null()
-    return joined.with_columns(
-        pl.when(refused).then(pl.col("ref_reason")).otherwise("reason").alias("reason"),
+    """Quarantine valid rows whose identifier was refused (the last check in precedence).
+    The reasons are looked up, not joined: a join copies every column of the rows."""
+    lookup = lambda column: pl.col("work_ref").replace_strict(identifiers["work_ref"], identifiers[column],
+                                                              default=None, return_dtype=pl.String)
+    refused = pl.col("reason").is_null() & pl.col("_ref_reason").is_not_null()
+    return rows.with_columns(lookup("ref_reason").alias("_ref_reason")).with_columns(
+        pl.when(refused).then(pl.col("_ref_reason")).otherwise("reason").alias("reason"),
         pl.when(refused).then(pl.lit("work_ref")).otherwise("field").alias("field"),
         pl.when(refused).then(pl.col("work_ref").str.slice(0, VALUE_LENGTH_MAX)).otherwise("value").alias("value"),
-        pl.when(refused).then(pl.col("ref_expected")).otherwise("expected").alias("expected"),
-    ).drop("ref_reason", "ref_expected")
+        pl.when(refused).then(lookup("ref_expected")).otherwise("expected").alias("expected"),
+    ).drop("_ref_reason")
 
 
 def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or (content differs) quarantined."""
+    """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or (content differs) quarantined.
+
+    Each valid row finds its record's kept copy (first file by name, then first row) by
+    a window over the record key, and is compared with it column by column. (A group-by
+    for the first copies joined back, with each row's content as one string, took three
+    times the rows' own memory at 100M rows; sorting them by the key's text took a minute.)"""
     key = ["licensee_id", "record_id"]
-    position = pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("row").cast(pl.Int64)
-    content = pl.concat_str([pl.col(c).cast(pl.String).fill_null("\x00") for c in CONTENT_COLUMNS],
-                            separator="\x1f")
     valid = pl.col("reason").is_null()
-    rows = rows.with_columns(position.alias("_position"), content.alias("_content"))
-    # The first valid copy of each record by a group-by and a join: windows over
-    # millions of records took minutes in polars 2.1.
-    firsts = rows.filter(valid).group_by(key).agg(
-        pl.col("_position").min().alias("_first"),
-        pl.col("_content").sort_by("_position").first().alias("_kept_content"))
-    rows = rows.join(firsts, on=key, how="left")
-    first = pl.col("_position") == pl.col("_first")
-    kept_content = pl.col("_kept_content")
+    position = pl.when(valid).then(pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("row").cast(pl.Int64))
+    is_kept = pl.col("_position") == pl.col("_first")  # null for invalid rows
+    same_content = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).gather(pl.col("_kept")))
+                                     for c in CONTENT_COLUMNS)
+    rows = (rows.with_columns(position.alias("_position"), pl.int_range(pl.len()).alias("_index"))
+            .with_columns(pl.col("_position").min().over(key).alias("_first"))
+            # each record's kept row, by its row number (a window over one integer)
+            .with_columns(pl.when(is_kept).then(pl.col("_index")).max().over("_first").alias("_kept"))
+            .with_columns(pl.when(~valid).then(pl.lit(None))
+                          .when(is_kept).then(pl.lit("kept"))
+                          .when(same_content).then(pl.lit("duplicate"))
+                          .otherwise(pl.lit("conflicting_resend")).alias("copy")))
+    conflicting = pl.col("copy") == "conflicting_resend"
     return rows.with_columns(
-        pl.when(~valid).then(pl.lit(None))
-        .when(first).then(pl.lit("kept"))
-        .when(pl.col("_content") == kept_content).then(pl.lit("duplicate"))
-        .otherwise(pl.lit("conflicting_resend")).alias("copy")
-    ).with_columns(
-        pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("conflicting_resend")).otherwise("reason").alias("reason"),
-        pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("record_id")).otherwise("field").alias("field"),
-        pl.when(pl.col("copy") == "conflicting_resend").then(pl.col("record_id").str.slice(0, VALUE_LENGTH_MAX))
-        .otherwise("value").alias("value"),
-        pl.when(pl.col("copy") == "conflicting_resend").then(pl.lit("a re-send identical to the copy first sent"))
-        .otherwise("expected").alias("expected"),
-    ).drop("_position", "_content", "_first", "_kept_content")
+        pl.when(conflicting).then(pl.lit("conflicting_resend")).otherwise("reason").alias("reason"),
+        pl.when(conflicting).then(pl.lit("record_id")).otherwise("field").alias("field"),
+        pl.when(conflicting).then(pl.col("record_id").str.slice(0, VALUE_LENGTH_MAX)).otherwise("value").alias("value"),
+        pl.when(conflicting).then(pl.lit("a re-send identical to the copy first sent")).otherwise("expected")
+        .alias("expected"),
+    ).drop("_position", "_index", "_first", "_kept")
 
 
 def attribution_checked(rows: pl.LazyFrame) -> pl.LazyFrame:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, settle_cli
 from builders import contract, holder, split, usage, work, write_inputs
 from contracts.loading import load_inputs
+from settlement import intake
 from settlement.intake import Period
 from settlement.run import settle
 
@@ -69,7 +71,6 @@ TIMESTAMP_PARTS = {  # each field's usual value and variants that are wrong, odd
 def test_timestamps_parse_as_one_general_parse_would(parts):
     """The whole-seconds fast path, then the parse with fractions, accept and refuse exactly
     what a single parse with optional fractional seconds does, to the microsecond."""
-    import polars as pl
     from settlement.intake import parse_timestamp
 
     texts = [f"{p['year']}-{p['month']}-{p['day']}{p['sep']}{p['hour']}:{p['minute']}:{p['second']}{p['tail']}"
@@ -83,8 +84,7 @@ def test_timestamps_parse_as_one_general_parse_would(parts):
 
 def test_parquet_windows_number_rows_as_the_whole_file(tmp_path, monkeypatch):
     """A Parquet file read in windows gives every row once, numbered by its place in the file."""
-    import polars as pl
-    from settlement import aggregate, intake
+    from settlement import aggregate
 
     path = tmp_path / "u.parquet"
     pl.DataFrame({"record_id": [f"r{i}" for i in range(25)], "units": list(range(25))}).write_parquet(path)
@@ -95,3 +95,55 @@ def test_parquet_windows_number_rows_as_the_whole_file(tmp_path, monkeypatch):
     assert rows["row"].to_list() == list(range(1, 26))
     assert rows["record_id"].to_list() == [f"r{i}" for i in range(25)]
     assert rows["units"].to_list() == [str(i) for i in range(25)]
+
+
+@st.composite
+def resend_rows(draw) -> list[dict]:
+    """Spill-like rows from small pools: records re-sent in several files and rows, with
+    equal or differing content, some already quarantined, some content null."""
+    rows = []
+    for index in range(draw(st.integers(0, 30))):
+        rows.append({
+            "file_index": draw(st.integers(0, 2)), "row": index + 1,
+            "licensee_id": draw(st.sampled_from(("ai", "bi"))), "record_id": draw(st.sampled_from(("r1", "r2", "r3"))),
+            "model_id": "m", "work_ref": draw(st.sampled_from(("WORK:W1", "WORK:W2"))), "use_type": "train",
+            "units_count": draw(st.sampled_from((1, 2))), "unit": "token", "occurred": None,
+            "territory": draw(st.sampled_from((None, "SE"))), "output_id": None, "attribution_nanos": None,
+            "reason": draw(st.sampled_from((None, None, None, "negative_units"))),
+            "field": None, "value": None, "expected": None})
+    return rows
+
+
+def expected_copies(rows: list[dict]) -> list[str | None]:
+    """The re-send rule, row by row: a valid row is kept if it is the first valid copy of its
+    (licensee, record) by (file, row), a duplicate if its content equals that copy's, else
+    conflicting; invalid rows are neither."""
+    first: dict[tuple, dict] = {}
+    for row in sorted((r for r in rows if r["reason"] is None), key=lambda r: (r["file_index"], r["row"])):
+        first.setdefault((row["licensee_id"], row["record_id"]), row)
+    copies = []
+    for row in rows:
+        kept = first.get((row["licensee_id"], row["record_id"]))
+        if row["reason"] is not None:
+            copies.append(None)
+        elif kept is row:
+            copies.append("kept")
+        else:
+            same = all(row[c] == kept[c] for c in intake.CONTENT_COLUMNS)
+            copies.append("duplicate" if same else "conflicting_resend")
+    return copies
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=resend_rows())
+def test_deduplication_keeps_the_first_copy_and_compares_content_with_it(rows):
+    """`intake.deduplicated` agrees with the rule applied row by row, in any order of rows."""
+    schema = {"file_index": pl.UInt32, "row": pl.UInt32, "units_count": pl.Int64,
+              "occurred": pl.Datetime("us", "UTC"), "attribution_nanos": pl.Int64}
+    frame = pl.DataFrame(rows, schema={name: schema.get(name, pl.String) for name in (
+        "file_index", "row", "licensee_id", "record_id", "model_id", "work_ref", "use_type", "units_count", "unit",
+        "occurred", "territory", "output_id", "attribution_nanos", "reason", "field", "value", "expected")})
+    marked = intake.deduplicated(frame.lazy()).collect()
+    assert marked["copy"].to_list() == expected_copies(rows)
+    conflicting = marked.filter(pl.col("copy") == "conflicting_resend")
+    assert conflicting["reason"].to_list() == ["conflicting_resend"] * conflicting.height
