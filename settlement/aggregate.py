@@ -286,7 +286,7 @@ def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    per_file, by_output, quarantined = (plan.collect() for plan in (per_file, by_output, quarantined))
+    per_file, by_output, quarantined = (compacted(plan.collect()) for plan in (per_file, by_output, quarantined))
     return [resent_hashes(valid, valid_rows(per_file)), by_output, per_file, quarantined]
 
 
@@ -342,6 +342,11 @@ def copied(column: str) -> pl.Expr:
     return pl.concat_str(pl.col(column), pl.lit("")).alias(column)
 
 
+def compacted(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its text columns copied (see `copied`): for results kept while later stages run."""
+    return frame.select(copied(c) if dtype == pl.String else c for c, dtype in frame.schema.items())
+
+
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
                 identifiers: pl.DataFrame) -> pl.DataFrame:
     """The candidates' rows, settled exactly: every valid row that does not count.
@@ -366,8 +371,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     checked = intake.with_identifier_reasons(candidates, refused)
     settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
-    not_kept = settled.filter(pl.col("copy").fill_null("quarantined") != "kept")
-    return not_kept.select(copied(c) if not_kept.schema[c] == pl.String else c for c in NOT_COUNTED_COLUMNS)
+    return compacted(settled.filter(pl.col("copy").fill_null("quarantined") != "kept").select(NOT_COUNTED_COLUMNS))
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
