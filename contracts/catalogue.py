@@ -263,7 +263,9 @@ def check_versions(frame: pl.DataFrame, path: Path, share_scale: int) -> None:
         total = parse_exact(f"{first['total']}/{share_scale}")
         raise InputError(str(path), f"shares of work {first['work_id']} from {first['version']} sum to "
                          f"{fraction_text(total)}", row=first["_row"], field="share", expected="shares summing to exactly 1")
-    ordered = versions.sort("work_id", "valid_from").with_columns(
+    # only works with several versions can overlap: sorting every version took 1.6 s for 1M works
+    several = versions.filter(pl.col("work_id").is_duplicated())
+    ordered = several.sort("work_id", "valid_from").with_columns(
         pl.col("valid_from").shift(-1).over("work_id").alias("next_from"))
     fail_first(ordered, pl.col("next_from").is_not_null()
                & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from"))),
