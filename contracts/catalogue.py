@@ -69,7 +69,7 @@ class Catalogue:
     """The validated catalogue as frames.
 
     works:   work_id, kind, title
-    refs:    ref (normalised, scheme-prefixed), work_id — one row per identifier
+    refs:    ref (normalised, scheme-prefixed), work_id — one row per identifier, in no order
     ambiguous: ref, works — identifiers that name several works (usage of them is quarantined)
     splits:  work_id, version, right, holder_id, share_scaled, share, valid_from, valid_to
              (share_scaled / share_scale is the holder's exact share)
@@ -181,7 +181,8 @@ def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     ambiguous = (refs.filter(clash).group_by("ref").agg(pl.col("work_id").sort().str.join(" ").alias("works"))
                  .sort("ref"))
     works = frame.select("work_id", "kind", pl.col("title").fill_null(""))
-    return works.sort("work_id"), refs.filter(~clash).select("ref", "work_id").sort("ref"), ambiguous
+    # refs are only joined on, never read in order: sorting 2M identifiers took 1.4 s
+    return works.sort("work_id"), refs.filter(~clash).select("ref", "work_id"), ambiguous
 
 
 def share_fractions(texts: list[str], path: Path, frame: pl.DataFrame) -> dict[str, tuple[int, int]]:
