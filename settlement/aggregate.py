@@ -286,8 +286,9 @@ def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("reason").is_not_null()).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    per_file, by_output, quarantined = (compacted(plan.collect()) for plan in (per_file, by_output, quarantined))
-    return [resent_hashes(valid, valid_rows(per_file)), by_output, per_file, quarantined]
+    per_file, by_output, quarantined = (plan.collect() for plan in (per_file, by_output, quarantined))
+    # the quarantined rows are kept until the run ends
+    return [resent_hashes(valid, valid_rows(per_file)), by_output, per_file, compacted(quarantined)]
 
 
 def valid_rows(per_file: pl.DataFrame) -> int:
@@ -387,7 +388,11 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
         by_record, by_output, per_file, quarantined = first_pass(spill)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
+        # per licensee only, from here on: one row per output (5.8M at 100M rows) is not held
+        outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
+        del by_output
         extra = not_counted(spill, by_record, over, codes.identifiers)
+        del by_record
         counting = valid_rows(per_file) - extra.height
         partials, shares = [], []
         rows = counted_rows(spill, codes, extra)
@@ -407,17 +412,17 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
               .with_columns(pl.col("rows_read", "quarantined", "duplicates", "quarantined_late").fill_null(0))
               .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined")))
     digest = int(counts["digest"].fill_null(0).sum()) % (1 << 64)
-    unattributed = unattributed_remainder(pl.concat(shares), by_output, extra)
+    unattributed = unattributed_remainder(pl.concat(shares), outputs, extra)
     return UsageAggregate(partials, unattributed, quarantine, counts.select("file", "rows_read", "duplicates",
                                                                            "quarantined").sort("file"),
                           int(counts["rows_read"].sum()), digest)
 
 
-def unattributed_remainder(shares: pl.DataFrame, by_output: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+def unattributed_remainder(shares: pl.DataFrame, outputs: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
     """Per licensee: outputs carrying attribution, and the part of them no work was attributed
     (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out.
-    `shares`: counted attribution per licensee, one row per licensee and partition."""
-    outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
+    `outputs`: per licensee, its outputs with attribution (`outputs`); `shares`: counted
+    attribution per licensee, one row per licensee and partition."""
     dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
                .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
     shares = shares.group_by("licensee_id").agg(pl.col("shares").sum())
