@@ -58,9 +58,9 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 PARTITION_ROWS = 5_000_000
 NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
                        "expected", "copy"]
-# what pass 2 reads of its candidates (valid rows: their reason columns are null)
-CANDIDATE_COLUMNS = ["file_index", "row", "units_count", "occurred", "attribution_nanos"]
-CANDIDATE_TEXT = ["record_id", "licensee_id", "model_id", "work_ref", "use_type", "unit", "territory", "output_id"]
+# what pass 2 reads of its candidates: their place, record key and content (valid rows:
+# their reason columns are null)
+CANDIDATE_COLUMNS = ["file_index", "row", "record_id", "licensee_id", *intake.CONTENT_COLUMNS]
 RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
 T = TypeVar("T")
 
@@ -359,16 +359,18 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     so an output of another over-attributing licensee with the same id may come
     along: it is settled exactly too, since all of its rows come along with it."""
     refused = identifiers.filter(pl.col("ref_reason").is_not_null())
-    candidates = (pl.scan_parquet(spill)
+    scan = pl.scan_parquet(spill)
+    schema = scan.collect_schema()
+    candidates = (scan
                   .filter(pl.col("reason").is_null()
                           & (pl.col("record_hash").is_in(by_record["record_hash"].implode())
                              | (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
                                 & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
                              | pl.col("work_ref").is_in(refused["work_ref"].implode())))
-                  .select(*CANDIDATE_COLUMNS, *(copied(c) for c in CANDIDATE_TEXT),
+                  .select(*(copied(c) if schema[c] == pl.String else c for c in CANDIDATE_COLUMNS),
                           *(pl.lit(None, dtype=pl.String).alias(c) for c in ("reason", "field", "value", "expected")))
                   .collect())
-    # only the refused identifiers are looked up: all of them (millions) took five times as long
+    # only the refused identifiers are looked up: all of them (millions) took three to five times as long
     checked = intake.with_identifier_reasons(candidates, refused)
     settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
@@ -421,7 +423,7 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
 def unattributed_remainder(shares: pl.DataFrame, outputs: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
     """Per licensee: outputs carrying attribution, and the part of them no work was attributed
     (outputs − the sum of their counted shares, in 1e-9 units). Quarantined outputs drop out.
-    `outputs`: per licensee, its outputs with attribution (`outputs`); `shares`: counted
+    `outputs`: per licensee, how many of its outputs carry attribution; `shares`: counted
     attribution per licensee, one row per licensee and partition."""
     dropped = (extra.filter(pl.col("reason") == "attribution_over_one").group_by("licensee_id")
                .agg(pl.col("output_id").n_unique().cast(pl.Int64).alias("dropped")))
