@@ -70,17 +70,23 @@ def format_fraction(value: Fraction, places: int = 12) -> str:
 def minor_expr(amount: pl.Expr, currency: pl.Expr, currencies: list[str] | None = None,
                exact: pl.DataType = MONEY) -> pl.Expr:
     """Vectorised `format_minor` over a frame whose rows may mix currencies. `currencies`
-    (those that can occur) narrows the work to their exponents: with one exponent the
-    formatting is plain integer arithmetic, with no per-row lookup. `exact`: the integer
-    type the digits are taken in (Int64 when the caller knows every amount fits: its
-    division made formatting 30% faster)."""
+    (those that can occur) narrows the work to their exponents: with one exponent there
+    is no per-row lookup. `exact`: Int64 when the caller knows every amount fits in it.
+    Such amounts are rendered as Decimals (minor units divided by 10**digits, exactly: the
+    quotient has the Decimal's own scale), which polars writes as text in half the time of
+    the integer arithmetic below (1.9 s against 4.2 s for 38M amounts); the scaled
+    dividend, at most 2**63 * 10**(2 * digits), is far inside a Decimal's 38 digits. Larger
+    amounts take the integer arithmetic, in Int128."""
     exponents = sorted({exponent(c) for c in currencies} if currencies else set(CURRENCY_EXPONENTS.values()))
     magnitude = amount.cast(exact).abs()
     sign = pl.when(amount < 0).then(pl.lit("-")).otherwise(pl.lit(""))
 
     def formatted(digits: int) -> pl.Expr:
         if digits == 0:
-            return pl.concat_str(sign, magnitude.cast(pl.String))
+            return amount.cast(exact).cast(pl.String)
+        if exact == pl.Int64:
+            decimal = pl.Decimal(38, digits)
+            return (amount.cast(decimal) / pl.lit(10**digits).cast(decimal)).cast(pl.String)
         scale = pl.lit(10**digits, dtype=exact)
         return pl.concat_str(sign, (magnitude // scale).cast(pl.String), pl.lit("."),
                              (magnitude % scale).cast(pl.String).str.zfill(digits))
