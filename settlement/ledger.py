@@ -20,7 +20,18 @@ The files, which exports read back in their documented orders:
 - `level1/NNNNNN.parquet`: one per contract, in contract order, each sorted by
   ALLOCATION_KEY (nulls last), so that read in file order level 1 is sorted;
 - `lines/NNNNNN.parquet`: one per contract, in (licensee, contract) order, each
-  sorted by LINE_KEY, so that read in file order the lines are in line order.
+  sorted by LINE_KEY, so that read in file order the lines are in line order;
+- `lines/NNNNNN-PPPPPP.parquet`: the lines of contract NNNNNN in partition PPPPPP,
+  sorted by LINE_KEY, so that a partition's pieces read in (licensee, contract)
+  order hold every line of its holders, each holder's in line order (statements
+  read them: filtering the whole lines by a range of holders read all of them,
+  once per partition).
+
+Both steps that take a partition of holders read only that partition's rows. The
+level-2 lines of a contract (`gross/NNNNNN.parquet`) are written sorted by holder in
+row groups of GROSS_ROW_GROUP rows, whose statistics let the reader skip the row
+groups outside a range (11 partitions of 55M lines at 100M usage rows each read
+every row before).
 
 Work and holder keys are stored as their codes (keys.Codes): a range of holder
 codes is a range of holders in lexical order.
@@ -42,6 +53,7 @@ from settlement.money import MONEY
 from settlement.spill import SPILL, written_partitions
 
 LINE_PARTITION_ROWS = 5_000_000  # holder lines given commission and withholding at once
+GROSS_ROW_GROUP = 65_536  # rows per row group of the level-2 lines: what a range of holders skips by
 ALLOCATION_KEY = ["contract_id", "term_id", "work_key", "use_type", "version"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 LINE_KEY = distribute.LINE_KEY
@@ -76,6 +88,7 @@ class Ledger:
     level1_files: list[Path]
     line_files: list[Path]
     holder_ranges: list[tuple[int, int]]  # holder codes (first, last) of each partition, in holder order
+    holder_files: list[list[Path]]        # each partition's lines, per contract in (licensee, contract) order
     line_count: int
     suspense: pl.DataFrame  # level-1 suspense amounts per contract, work key, use type and reason
     balances: pl.DataFrame
@@ -92,9 +105,10 @@ class Ledger:
         return scanned(self.line_files, line_schema(self.types))
 
     def holder_partitions(self) -> Iterator[pl.DataFrame]:
-        """The lines of each partition of holders, in line order, partitions in holder order."""
-        for first, last in self.holder_ranges:
-            yield self.lines.filter(pl.col("holder_id").is_between(first, last)).collect()
+        """The lines of each partition of holders, partitions in holder order: every line of
+        its holders, each holder's in line order."""
+        for files in self.holder_files:
+            yield pl.read_parquet(files) if files else pl.DataFrame(schema=line_schema(self.types))
 
 
 @dataclass(frozen=True)
@@ -134,9 +148,12 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
     in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
                                                                  contracts[i].contract.contract_id))
     line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
+    holder_files = [[path for index in in_line_order if (path := piece_path(root / "lines", index, part)).exists()]
+                    for part in range(len(lines.ranges))]
     written = check_written(scanned(line_files, line_schema(types)), lines.count, lines.totals,
                             scanned(allocation.level1_files, level1_schema(types)), charge_rows)
-    return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, lines.count, allocation.suspense,
+    return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, holder_files, lines.count,
+                  allocation.suspense,
                   distribute.balances(lines.totals, inputs.holders, inputs.policy, types),
                   allocation.problems + lines.problems + written)
 
@@ -167,7 +184,8 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
         level1_files.append(root / "level1" / f"{index:06d}.parquet")
         sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(level1_files[-1], **SPILL)
         gross_files.append(root / "gross" / f"{index:06d}.parquet")
-        gross.write_parquet(gross_files[-1], **SPILL)
+        gross.sort("holder_id", maintain_order=True).write_parquet(gross_files[-1], row_group_size=GROSS_ROW_GROUP,
+                                                                   **SPILL)
     schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
     return ContractAllocation(level1_files, gross_files, concatenated(suspense, schema), problems)
 
@@ -234,8 +252,9 @@ class Distribution:
 def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types: KeyTypes,
                 folder: Path) -> Distribution:
     """Commission, withholding and net on every line, one partition of holders at a time.
-    Each partition's lines are written per contract, as `NNNNNN-PPPPPP.parquet` (the
-    contract's number in `contract_ids`, the partition)."""
+    Each partition's lines are written per contract, sorted by LINE_KEY, as
+    `NNNNNN-PPPPPP.parquet` (piece_path: the contract's number in `contract_ids`, the
+    partition)."""
     gross = scanned(gross_files, gross_schema(types))
     number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
     ranges, totals, count, problems = holder_ranges(gross), [], 0, []
@@ -245,20 +264,22 @@ def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types:
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))
         count += lines.height
-        for (contract_id,), piece in lines.partition_by("contract_id", as_dict=True).items():
-            piece.write_parquet(folder / f"{number[contract_id]:06d}-{part:06d}.parquet", **SPILL)
+        for (contract_id,), piece in sorted_by(lines, LINE_KEY).partition_by("contract_id", as_dict=True).items():
+            piece.write_parquet(piece_path(folder, number[contract_id], part), **SPILL)
     schema = line_schema(types)
     return Distribution(ranges, concatenated(totals, {c: schema[c] for c in (
         "holder_id", "currency", "gross", "commission", "withholding", "net")}), count, problems)
 
 
+def piece_path(folder: Path, contract: int, part: int) -> Path:
+    return folder / f"{contract:06d}-{part:06d}.parquet"
+
+
 def sorted_lines(folder: Path, index: int) -> Path | None:
-    """One contract's lines from every partition, sorted by LINE_KEY into one file
-    (None when the contract has no lines)."""
+    """One contract's lines from every partition (which stay, for the statements),
+    sorted by LINE_KEY into one file (None when the contract has no lines)."""
     pieces = sorted(folder.glob(f"{index:06d}-*.parquet"))
     target = folder / f"{index:06d}.parquet"
     if pieces:
         sorted_by(pl.read_parquet(pieces), LINE_KEY).write_parquet(target, **SPILL)
-        for piece in pieces:
-            piece.unlink()
     return target if pieces else None
