@@ -402,7 +402,8 @@ def apportionment_frames(draw) -> list[dict]:
     for group in draw(st.lists(st.text(alphabet="gh", min_size=1, max_size=2), min_size=1, max_size=3,
                                unique=True)):
         total = draw(st.integers(0, 10**12) if draw(st.booleans()) else st.integers(0, 50))
-        # groups of up to 24 parts take largest_remainder's packed sort (8 parts a group on average)
+        # groups of up to 24 parts; with weights up to 10**18 the remainders and group ids no longer fit
+        # in one 64-bit key, and largest_remainder orders them by two columns instead
         keys = draw(st.lists(st.tuples(key_text, st.sampled_from(("train", "output", "ground"))), min_size=1,
                              max_size=draw(st.sampled_from((8, 24))), unique=True))
         # small weights make equal remainders (ties) common; huge ones make products and
