@@ -82,10 +82,8 @@ def with_withholding(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
     lines = joined(lines, totals, on=group, how="left")
     taxed = lines.filter((pl.col("withholding_total") > 0))
     untaxed = lines.filter(pl.col("withholding_total") <= 0).with_columns(pl.lit(0, dtype=MONEY).alias("withholding"))
-    # the tie-break leaves out the holder, which the group fixes: with it, the key did not fit in
-    # one packed integer and the lines were sorted by eight columns
     spread = largest_remainder(taxed, group=group, total="withholding_total", weight="after_commission",
-                               tie_break=[c for c in LINE_KEY if c not in group], out="withholding")
+                               tie_break=LINE_KEY, out="withholding")
     return (pl.concat([spread, untaxed]).drop("withholding_total", "after_commission")
             .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
 

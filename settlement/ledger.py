@@ -147,9 +147,9 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
         path.unlink()
     in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
                                                                  contracts[i].contract.contract_id))
-    line_files = [path for path in (sorted_lines(root / "lines", index) for index in in_line_order) if path]
-    holder_files = [[path for index in in_line_order if (path := piece_path(root / "lines", index, part)).exists()]
-                    for part in range(len(lines.ranges))]
+    line_files = [sorted_lines(root / "lines", index, pieces) for index in in_line_order
+                  if (pieces := [part[index] for part in lines.pieces if index in part])]
+    holder_files = [[part[index] for index in in_line_order if index in part] for part in lines.pieces]
     written = check_written(scanned(line_files, line_schema(types)), lines.count, lines.totals,
                             scanned(allocation.level1_files, level1_schema(types)), charge_rows)
     return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, holder_files, lines.count,
@@ -244,6 +244,7 @@ def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
 @dataclass(frozen=True)
 class Distribution:
     ranges: list[tuple[int, int]]  # holder codes (first, last) of each partition
+    pieces: list[dict[int, Path]]  # per partition, its lines' file by the contract's number
     totals: pl.DataFrame           # per holder and currency: gross, commission, withholding, net
     count: int                     # lines
     problems: list[str]
@@ -253,33 +254,28 @@ def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types:
                 folder: Path) -> Distribution:
     """Commission, withholding and net on every line, one partition of holders at a time.
     Each partition's lines are written per contract, sorted by LINE_KEY, as
-    `NNNNNN-PPPPPP.parquet` (piece_path: the contract's number in `contract_ids`, the
-    partition)."""
+    `NNNNNN-PPPPPP.parquet` (the contract's number in `contract_ids`, the partition)."""
     gross = scanned(gross_files, gross_schema(types))
     number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
-    ranges, totals, count, problems = holder_ranges(gross), [], 0, []
+    ranges, pieces, totals, count, problems = holder_ranges(gross), [], [], 0, []
     rates = distribute.Rates.of(inputs.policy, inputs.holders, types)
     for part, (first, last) in enumerate(ranges):
         lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(), rates)
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))
         count += lines.height
+        pieces.append({})
         for (contract_id,), piece in sorted_by(lines, LINE_KEY).partition_by("contract_id", as_dict=True).items():
-            piece.write_parquet(piece_path(folder, number[contract_id], part), **SPILL)
+            path = pieces[-1][number[contract_id]] = folder / f"{number[contract_id]:06d}-{part:06d}.parquet"
+            piece.write_parquet(path, **SPILL)
     schema = line_schema(types)
-    return Distribution(ranges, concatenated(totals, {c: schema[c] for c in (
+    return Distribution(ranges, pieces, concatenated(totals, {c: schema[c] for c in (
         "holder_id", "currency", "gross", "commission", "withholding", "net")}), count, problems)
 
 
-def piece_path(folder: Path, contract: int, part: int) -> Path:
-    return folder / f"{contract:06d}-{part:06d}.parquet"
-
-
-def sorted_lines(folder: Path, index: int) -> Path | None:
-    """One contract's lines from every partition (which stay, for the statements),
-    sorted by LINE_KEY into one file (None when the contract has no lines)."""
-    pieces = sorted(folder.glob(f"{index:06d}-*.parquet"))
+def sorted_lines(folder: Path, index: int, pieces: list[Path]) -> Path:
+    """Contract `index`'s lines, from its pieces in every partition (which stay, for the
+    statements), sorted by LINE_KEY into one file."""
     target = folder / f"{index:06d}.parquet"
-    if pieces:
-        sorted_by(pl.read_parquet(pieces), LINE_KEY).write_parquet(target, **SPILL)
-    return target if pieces else None
+    sorted_by(pl.read_parquet(pieces), LINE_KEY).write_parquet(target, **SPILL)
+    return target
