@@ -46,7 +46,7 @@ import polars as pl
 
 from settlement import intake
 from settlement.money import MONEY
-from settlement.spill import SPILL, written_partitions
+from settlement.spill import ROWS_SPILL, written_partitions
 
 GROUP_KEY = ["file_index", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
 SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
@@ -253,7 +253,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
             for number, window in enumerate(windows(path)):
                 part = spill / f"{index:06d}-{number:06d}.parquet"
                 rows = intake.scan_usage_file(path, index, name, window)
-                intake.validated(rows, period, licensees).sink_parquet(part, **SPILL)
+                intake.validated(rows, period, licensees).sink_parquet(part, **ROWS_SPILL)
                 parts.append(part)
         except (pl.exceptions.PolarsError, OSError) as error:
             raise intake.unreadable(name, error) from None
