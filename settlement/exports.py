@@ -62,23 +62,26 @@ def amount_type(s: Settlement) -> pl.DataType:
     return exact_type((3, charged))
 
 
-def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False) -> pl.LazyFrame:
+def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False, enums: bool = False) -> pl.LazyFrame:
     """The lines as their CSV shows them: keys as strings, amounts as decimal strings
-    (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them)."""
+    (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them).
+    `enums`: the small keys left as Enums, for the CSV writer (keys.decoded)."""
     listed, exact = currencies(s), amount_type(s)
     amounts = ([pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS] if minor_units else
                [minor_expr(pl.col(a), pl.col("currency"), listed, exact).alias(a) for a in AMOUNTS])
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
-        pl.col("units").cast(pl.String), *amounts), s.ledger.types)
+        pl.col("units").cast(pl.String), *amounts), s.ledger.types, enums)
 
 
 def write_lines(s: Settlement, out: Path) -> None:
     """lines.csv and lines.parquet, streamed from the ledger's files in line order, in one
-    query (both sinks together: 10.3 s against 12.1 s one after the other for 9.6M lines)."""
+    query (both sinks together: 10.3 s against 12.1 s one after the other for 9.6M lines).
+    The CSV's small keys are written from their Enums: cast to text first, they took the
+    export of 9.6M lines 9.4-9.6 CPU seconds against 7.7-8.4 s, for the same bytes."""
     pl.collect_all([
-        line_table(s, s.ledger.lines).sink_csv(out / "lines.csv", line_terminator="\n", lazy=True),
+        line_table(s, s.ledger.lines, enums=True).sink_csv(out / "lines.csv", line_terminator="\n", lazy=True),
         line_table(s, s.ledger.lines, minor_units=True).sink_parquet(
             out / "lines.parquet", statistics=False, row_group_size=LINE_ROW_GROUP, lazy=True)])
 
@@ -231,9 +234,11 @@ def write_reports(s: Settlement, out: Path) -> None:
 
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight
-    (the ledger keeps it sorted by contract, term, work key, use type and version)."""
-    return (s.level1
-            .join(currency_of.lazy(), on="contract_id", how="left", maintain_order="left")
+    (the ledger keeps it sorted by contract, term, work key, use type and version). Its
+    small keys stay Enums, for the CSV writer (keys.decoded)."""
+    contracts = currency_of.with_columns(pl.col("contract_id").cast(s.ledger.types.contract))
+    return (decoded(s.ledger.level1, s.ledger.types, enums=True)
+            .join(contracts.lazy(), on="contract_id", how="left", maintain_order="left")
             .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s), amount_type(s))
                           .alias("amount"),
                           pl.col("weight").cast(pl.String))

@@ -118,10 +118,12 @@ def encoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes) -> pl.DataFrame
                               for c, kind in kinds.items())
 
 
-def decoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes) -> pl.DataFrame | pl.LazyFrame:
-    """Enum and code columns back to strings (for outputs)."""
+def decoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes,
+            enums: bool = False) -> pl.DataFrame | pl.LazyFrame:
+    """Enum and code columns back to strings (for outputs); with `enums`, code columns
+    only, Enums left as they are for a CSV writer, which writes an Enum as its text."""
     codes = [kind.decode(c) for c in frame.collect_schema().names() if isinstance(kind := types.of(c), Codes)]
-    return frame.with_columns(cs.enum().cast(pl.String), *codes)
+    return frame.with_columns(*codes) if enums else frame.with_columns(cs.enum().cast(pl.String), *codes)
 
 
 def key_sizes(frames: list[pl.DataFrame], columns: list[str]) -> dict[str, int] | None:
