@@ -147,3 +147,22 @@ def test_deduplication_keeps_the_first_copy_and_compares_content_with_it(rows):
     assert marked["copy"].to_list() == expected_copies(rows)
     conflicting = marked.filter(pl.col("copy") == "conflicting_resend")
     assert conflicting["reason"].to_list() == ["conflicting_resend"] * conflicting.height
+
+
+FIELD_VALUES = st.one_of(st.none(), st.text(max_size=6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=st.fixed_dictionaries({c: FIELD_VALUES for c in intake.USAGE_COLUMNS}),
+       column=st.sampled_from(intake.USAGE_COLUMNS), other=st.sampled_from(intake.USAGE_COLUMNS),
+       value=FIELD_VALUES)
+def test_a_row_hash_changes_with_any_field_and_with_values_moved_between_fields(row, column, other, value):
+    """The run id hashes every row read (law 4: same inputs, same id): a row whose field
+    differs, null against empty included, or whose values sit in other fields, hashes
+    differently, since each field is hashed with a seed of its own."""
+    changed = row | {column: value}
+    swapped = row | {column: row[other], other: row[column]}
+    frame = pl.DataFrame([row, changed, swapped], schema={c: pl.String for c in intake.USAGE_COLUMNS})
+    hashes = frame.select(intake.raw_row_hash())[:, 0].to_list()
+    assert (hashes[1] == hashes[0]) == (changed == row)
+    assert (hashes[2] == hashes[0]) == (swapped == row)
