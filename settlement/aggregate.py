@@ -78,6 +78,7 @@ class UsageAggregate(Generic[T]):
     files: pl.DataFrame        # file, rows_read, duplicates, quarantined
     rows_read: int
     digest: int                # order-independent digest of every raw row
+    work_keys: pl.Series       # the text of each `work` code of the groups (GroupCodes.work_keys)
 
 
 def breakpoints(catalogue, contracts, period) -> list[dt.datetime]:
@@ -221,6 +222,14 @@ class GroupCodes:
         keys = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
             pl.coalesce("work_id", "ref").rank("dense").cast(pl.UInt32))
         return pl.concat([pl.Series([0], dtype=pl.UInt32), keys.to_series()])
+
+    @cached_property
+    def work_keys(self) -> pl.Series:
+        """Per work code (`work_codes`): its work key as text (null for code 0), so that
+        the steps after aggregation can carry a work by its code and name it at the end."""
+        named = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
+            pl.coalesce("work_id", "ref").unique().sort()).to_series()
+        return pl.concat([pl.Series([None], dtype=pl.String), named])
 
 
 def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],
@@ -417,7 +426,7 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     unattributed = unattributed_remainder(pl.concat(shares), outputs, extra)
     return UsageAggregate(partials, unattributed, quarantine, counts.select("file", "rows_read", "duplicates",
                                                                            "quarantined").sort("file"),
-                          int(counts["rows_read"].sum()), digest)
+                          int(counts["rows_read"].sum()), digest, codes.work_keys)
 
 
 def unattributed_remainder(shares: pl.DataFrame, outputs: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:

@@ -74,7 +74,7 @@ class Settlement:
         self.close()
 
 
-PRICED_KEY = ["contract_id", "licensee_id", "work_key", "work_id", "use_type", "unit", "version", "status", "reason"]
+PRICED_KEY = ["contract_id", "licensee_id", "work", "resolved", "use_type", "unit", "version", "status", "reason"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 UNLICENSED_KEY = ["licensee_id", "model_id", "ref", "work_id", "use_type", "unit", "territory", "reason"]
 
@@ -85,16 +85,18 @@ def rows_and_units(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
 
 
 def priced_groups(groups: pl.DataFrame) -> pl.DataFrame:
-    """Charged usage (accepted and suspense) summed per contract, work, use, unit and version.
+    """Charged usage (accepted and suspense) summed per contract, work, use, unit and version,
+    kept in codes: a work by its `work` code (UsageAggregate.work_keys names it) and whether
+    it is a catalogue work (`resolved`), the rest as Enums.
 
-    Grouped on the codes (a work by its `work` code, the rest as Enums), packed into one
-    integer when they fit: grouping on the text of nine columns took twice as long."""
+    Grouped on the codes, packed into one integer when they fit: grouping on the text of
+    nine columns took twice as long. Written as text and encoded again per run, the sums
+    of a 10M-row month took 3.6 s (the million-work code table, most of it)."""
     codes = ["contract_id", "licensee_id", "work", "use_type", "unit", "version", "status", "reason"]
     summed = keys.grouped(groups.filter(pl.col("contract_id").is_not_null()), codes,
-                          pl.col("work_id", "ref").first(), pl.col("rows").sum(), pl.col("units").sum(),
-                          pl.col("attributed_nanos").sum(), pl.col("unattributed_units").sum())
-    return summed.with_columns(resolve.work_key()).select(*PRICED_KEY, "rows", "units", "attributed_nanos",
-                                                          "unattributed_units")
+                          pl.col("work_id").first().is_not_null().alias("resolved"), pl.col("rows").sum(),
+                          pl.col("units").sum(), pl.col("attributed_nanos").sum(), pl.col("unattributed_units").sum())
+    return summed.select(*PRICED_KEY, "rows", "units", "attributed_nanos", "unattributed_units")
 
 
 def rows_by_status(groups: pl.DataFrame) -> pl.DataFrame:
@@ -142,7 +144,7 @@ class Classified:
     reported as unlicensed and accounted per file (for one partition of the groups, or
     all of them: see `combined`)."""
 
-    priced: list[Path]  # Parquet files of the priced sums, keys as text
+    priced: list[Path]  # Parquet files of the priced sums, keys as codes (priced_groups)
     statuses: pl.DataFrame
     suspense_usage: pl.DataFrame
     unlicensed: pl.DataFrame
@@ -150,7 +152,7 @@ class Classified:
     @staticmethod
     def of(groups: pl.DataFrame, priced: Path) -> "Classified":
         """The sums of classified groups, the priced ones written to `priced`."""
-        resolve.as_text(priced_groups(groups)).write_parquet(priced, **SPILL)
+        priced_groups(groups).write_parquet(priced, **SPILL)
         return Classified(
             [priced], rows_by_status(groups),
             rows_and_units(groups.filter(pl.col("status") == "suspense").with_columns(resolve.work_key()),
@@ -179,16 +181,17 @@ def combined(partials: list[Classified]) -> Classified:
                       resolve.as_text(rows_and_units(unlicensed, UNLICENSED_KEY)))
 
 
-def allocated(inputs: Inputs, period: Period, priced: list[Path], charges: list[price.ContractCharge],
-              folder: Path) -> tuple[pl.DataFrame, Ledger]:
-    """The charged terms as a frame, and the ledger that allocates and distributes them."""
+def allocated(inputs: Inputs, period: Period, priced: list[Path], work_keys: pl.Series,
+              charges: list[price.ContractCharge], folder: Path) -> tuple[pl.DataFrame, Ledger]:
+    """The charged terms as a frame, and the ledger that allocates and distributes them.
+    `work_keys`: the text of the priced sums' work codes."""
     charge_rows = price.charges_frame(charges)
-    unresolved = (pl.scan_parquet(priced).filter(pl.col("work_id").is_null()).select("work_key").unique()
-                  .collect()["work_key"])
+    unresolved = work_keys.gather(pl.scan_parquet(priced).filter(~pl.col("resolved")).select("work").unique()
+                                  .collect()["work"])
     types = keys.key_types(inputs.catalogue.works["work_id"], unresolved, inputs.holders, inputs.contracts,
                            charge_rows["term_id"], inputs.catalogue.splits, inputs.licensees)
     charge_rows = keys.encoded(charge_rows, types)
-    by_contract = PricedByContract.written(priced, types, folder / "by-contract")
+    by_contract = PricedByContract.written(priced, work_keys, types, folder / "by-contract")
     return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types)
 
 
@@ -210,10 +213,10 @@ def settle(inputs: Inputs, period: Period, clock: str,
         classified = combined(usage.partials)
         accounting = file_accounting(usage.files, classified.statuses)
         run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
-        quarantine, unattributed = usage.quarantine, usage.unattributed
+        quarantine, unattributed, work_keys = usage.quarantine, usage.unattributed, usage.work_keys
         del usage  # its partials are in `classified` now
         charges = price.price_all(contracts, pl.scan_parquet(classified.priced), inputs.revenue, period)
-        charge_rows, ledger = allocated(inputs, period, classified.priced, charges, Path(folder))
+        charge_rows, ledger = allocated(inputs, period, classified.priced, work_keys, charges, Path(folder))
     totals = currency_totals(charge_rows, ledger)
     assert_conserved(ledger.problems, totals, accounting)
     warnings = [w for c in charges for w in c.warnings]

@@ -96,3 +96,16 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
     quarantine = streamed.quarantine.select("file", "row", "reason").to_dicts()
     assert quarantine == [{"file": names[r["file_index"]], "row": r["row"], "reason": r["reason"]}
                           for r in expected_quarantine.to_dicts()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(refs=st.lists(st.text(max_size=4), unique=True).map(sorted),
+       names=st.lists(st.one_of(st.none(), st.sampled_from(["W1", "W2", "a", "zz"])), min_size=50, max_size=50))
+def test_work_keys_name_each_work_code(refs, names):
+    """The steps after aggregation carry a work by its code and name it by `work_keys`: the
+    name of each reference's code is its work key, the catalogue work it names or else itself."""
+    work_ids = pl.Series(names[:len(refs)], dtype=pl.String)
+    codes = aggregate.GroupCodes({"ref": pl.Series(refs, dtype=pl.String)}, pl.DataFrame(), work_ids, 1, [])
+    named = codes.work_keys.gather(codes.work_codes[1:]).to_list()
+    assert named == [work_id if work_id is not None else ref for ref, work_id in zip(refs, work_ids.to_list())]
+    assert codes.work_keys[0] is None and codes.work_codes[0] == 0
