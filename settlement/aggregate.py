@@ -215,21 +215,26 @@ class GroupCodes:
         return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, "work_id", "work", *SUMS)
 
     @cached_property
+    def ref_work_keys(self) -> pl.Series:
+        """Per value of values["ref"]: its work key, the catalogue work it names or else itself."""
+        return pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
+            pl.coalesce("work_id", "ref")).to_series()
+
+    @cached_property
     def work_codes(self) -> pl.Series:
         """Per reference code (0 for refused): a UInt32 code of the work key, the catalogue
         work the reference names or else the reference itself, so that the steps after
         aggregation group and join by work on one integer instead of text."""
-        keys = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
-            pl.coalesce("work_id", "ref").rank("dense").cast(pl.UInt32))
-        return pl.concat([pl.Series([0], dtype=pl.UInt32), keys.to_series()])
+        keys = self.ref_work_keys.rank("dense").cast(pl.UInt32)
+        return pl.concat([pl.Series([0], dtype=pl.UInt32), keys])
 
     @cached_property
     def work_keys(self) -> pl.Series:
         """Per work code (`work_codes`): its work key as text (null for code 0), so that
-        the steps after aggregation can carry a work by its code and name it at the end."""
-        named = pl.DataFrame({"ref": self.values["ref"], "work_id": self.work_ids}).select(
-            pl.coalesce("work_id", "ref").unique().sort()).to_series()
-        return pl.concat([pl.Series([None], dtype=pl.String), named])
+        the steps after aggregation can carry a work by its code and name it at the end.
+        Put in place by the codes themselves, so the two cannot disagree."""
+        names = pl.repeat(None, int(self.work_codes.max()) + 1, dtype=pl.String, eager=True)
+        return names.scatter(self.work_codes[1:], self.ref_work_keys)
 
 
 def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],

@@ -56,6 +56,13 @@ class Codes:
         """A code column as its strings."""
         return pl.lit(self.values).gather(pl.col(column)).alias(column)
 
+    def codes_of(self, values: pl.Series) -> pl.Series:
+        """The code of each of `values`, null for one not among them (by a join: the
+        Enum cast `encode` streams builds a million-category table for every query)."""
+        codes = pl.DataFrame({"value": self.values}).with_row_index("code")
+        return pl.DataFrame({"value": values.cast(pl.String)}).join(
+            codes, on="value", how="left", maintain_order="left")["code"]
+
     def code_of(self, value: str) -> int:
         code = self.values.search_sorted(value)
         if code >= len(self.values) or self.values[code] != value:

@@ -123,10 +123,10 @@ class PricedByContract:
         """`priced` (files of run.priced_groups, whose work codes `work_keys` names) encoded
         and written again per contract, in one streaming pass: each work code becomes its
         work key's code by a gather, the Enums become the run's."""
-        work = pl.lit(work_codes(work_keys, types)).gather(pl.col("work"))
-        scan = encoded(pl.scan_parquet(priced).select(
-            "contract_id", "licensee_id", work.alias("work_key"), pl.when("resolved").then(work).alias("work_id"),
-            pl.exclude("contract_id", "licensee_id", "work", "resolved")), types)
+        work = pl.lit(types.work.codes_of(work_keys)).gather(pl.col("work")).alias("work_key")
+        scan = encoded(pl.scan_parquet(priced).with_columns(work).select(
+            "contract_id", "licensee_id", "work_key", pl.when("resolved").then(pl.col("work_key")).alias("work_id"),
+            pl.exclude("contract_id", "licensee_id", "work_key", "work", "resolved")), types)
         names = types.contract.categories.to_list()
         parts = written_partitions(scan, pl.col("contract_id").to_physical(), folder)
         return PricedByContract({names[code]: files for code, files in parts.items()}, scan.collect_schema())
@@ -134,13 +134,6 @@ class PricedByContract:
     def of(self, contract_id: str) -> pl.DataFrame:
         files = self.files.get(contract_id)
         return pl.read_parquet(files) if files else pl.DataFrame(schema=self.schema)
-
-
-def work_codes(work_keys: pl.Series, types: KeyTypes) -> pl.Series:
-    """Per aggregation work code (the index of `work_keys`), the code of its work key in
-    `types`: null for a key that has none (only the works of priced sums are sure to)."""
-    codes = pl.DataFrame({"key": types.work.values}).with_row_index("code")
-    return pl.DataFrame({"key": work_keys}).join(codes, on="key", how="left", maintain_order="left")["code"]
 
 
 def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.ContractCharge],
