@@ -88,7 +88,6 @@ def write_lines(s: Settlement, out: Path) -> None:
 
 STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title", "use_type", "split_version", "right",
                      "share", "currency", "units", *AMOUNTS]
-STATEMENT_BODY_ROWS = 1_000_000  # rows of one holder's statement joined into one string at most
 FREE_TEXT = ("work_id", "title")  # the only statement columns whose values may need CSV quoting
 BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
     "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
@@ -117,10 +116,10 @@ def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
 
 def statement_rows(s: Settlement, lines: pl.DataFrame, titles: pl.Series) -> pl.DataFrame:
     """Every statement row of the holders of `lines` (all of their lines, in line order) as
-    CSV text (`text`), with the holder's code (`_holder`): the lines in line order, then the
-    balance records. Rows are rendered to one text column in one query each (only the
-    columns a statement shows are decoded and formatted), so that joining them into
-    bodies moves one string per row. `titles`: work_titles."""
+    CSV text ending in a line break (`text`), with the holder's code (`_holder`): the lines
+    in line order, then the balance records. Rows are rendered to one text column in one
+    query each (only the columns a statement shows are decoded and formatted), so that
+    putting them in holder order moves one string per row. `titles`: work_titles."""
     table = line_table(s, lines.lazy()).with_columns(
         pl.lit(titles.gather(lines["work_id"])).alias("title"), pl.lit("line").alias("record"),
         pl.lit(lines["holder_id"]).alias("_holder"))
@@ -129,7 +128,8 @@ def statement_rows(s: Settlement, lines: pl.DataFrame, titles: pl.Series) -> pl.
         present = frame.collect_schema().names()
         fields = [pl.lit("") if c not in present else csv_field(c) if c in FREE_TEXT
                   else pl.col(c).fill_null("") for c in STATEMENT_COLUMNS]
-        parts.append(frame.select("_holder", pl.concat_str(fields, separator=",").alias("text")).collect())
+        row = pl.concat_str(pl.concat_str(fields, separator=","), pl.lit("\n"))
+        parts.append(frame.select("_holder", row.alias("text")).collect())
     return pl.concat(parts)
 
 
@@ -142,40 +142,53 @@ def work_titles(s: Settlement) -> pl.Series:
     return titles.scatter(codes.search_sorted(works["work_id"]), works["title"])
 
 
+def write_statement(path: Path, header: bytes, body: memoryview) -> str:
+    """One statement file: the header, then `body`. Returns its SHA-256."""
+    with path.open("wb") as handle:
+        handle.write(header)
+        handle.write(body)
+    digest = hashlib.sha256(header)
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def holder_bodies(rows: pl.DataFrame, types) -> tuple[memoryview, list[tuple[str, int, int]]]:
+    """`rows` (statement_rows) as one buffer of text with every holder's rows together,
+    in the order they come (lines in line order, then balances), and each holder's id
+    with the byte range of its body in the buffer, holders in code order. The rows are
+    sorted by holder code, stably; Arrow's large string then holds every row's text
+    back to back, so a body is a slice of one buffer: no per-holder join."""
+    rows = rows.sort("_holder", maintain_order=True)
+    text = rows["text"].to_arrow()
+    offsets = memoryview(text.buffers()[1]).cast("q")[text.offset:]
+    ends = rows.group_by("_holder", maintain_order=True).len().select(
+        types.holder.decode("_holder"), pl.col("len").cum_sum())
+    ranges, first = [], 0
+    for holder_id, end in ends.iter_rows():  # one per holder, to name its file
+        ranges.append((holder_id, offsets[first], offsets[end]))
+        first = end
+    return memoryview(text.buffers()[2]), ranges
+
+
 def write_statements(s: Settlement, out: Path) -> dict[str, str]:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward
     and payable. Returns each statement's SHA-256 by its path in `out`, for the manifest.
 
     A partition of holders at a time (Ledger.holder_partitions), the rows of every
-    statement are rendered as CSV text and joined into bodies by a group-by, which keeps
-    each group's rows in the order they come in: lines in line order, then balances.
-    Nothing is sorted but the bodies. A body holds at most STATEMENT_BODY_ROWS rows (a
-    polars string holds at most 4 GiB), so a holder with more gets several, written one
-    after the other; the only loop is over the bodies, to write them."""
+    statement are rendered as CSV text and put in holder order (holder_bodies); each file
+    is then one slice of that text. For a 10M-row month (50,000 statements) this took
+    12.3-13.1 s (16.4-17.5 CPU seconds) in 4 of 5 runs, where joining each holder's rows
+    by a group-by took 13.4-23.1 s (18.5-29.1). Writing the files from two threads while
+    the next partition was rendered was no faster: the two cores are busy either way."""
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
     titles = work_titles(s)
-    digests, handle, digest, current = {}, None, None, None
-    try:
-        for lines in s.ledger.holder_partitions():
-            rows = statement_rows(s, lines, titles)
-            body = (pl.int_range(pl.len()).over("_holder") // STATEMENT_BODY_ROWS).alias("_body")
-            bodies = rows.group_by("_holder", body).agg(pl.col("text").str.join("\n")).sort("_holder", "_body")
-            del rows
-            for holder_id, text in bodies.select(s.ledger.types.holder.decode("_holder"), "text").iter_rows():
-                if holder_id != current:
-                    if handle:
-                        handle.close()
-                    current, name = holder_id, f"statements/{holder_id}.csv"
-                    handle, digest = (out / name).open("wb"), hashlib.sha256(header)
-                    digests[name] = digest
-                    handle.write(header)
-                data = (text + "\n").encode("utf-8")
-                handle.write(data)
-                digest.update(data)
-    finally:
-        if handle:
-            handle.close()
-    return {name: digest.hexdigest() for name, digest in digests.items()}
+    digests = {}
+    for lines in s.ledger.holder_partitions():
+        buffer, ranges = holder_bodies(statement_rows(s, lines, titles), s.ledger.types)
+        for holder_id, start, end in ranges:
+            name = f"statements/{holder_id}.csv"
+            digests[name] = write_statement(out / name, header, buffer[start:end])
+    return digests
 
 
 def invoice(charge) -> dict:

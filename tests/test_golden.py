@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, settle_cli
 
@@ -46,20 +48,27 @@ def test_demo_outputs_are_canonical_text(demo_out):
             assert ",-0.00" not in text and ",-0," not in text, name
 
 
-@pytest.mark.parametrize("body_rows", [1, 3, 7])
-def test_statements_do_not_depend_on_the_body_size(tmp_path, monkeypatch, body_rows):
-    """Statements whose rows are joined a few at a time (a holder's rows in several bodies,
-    written one after the other) equal the golden ones, and so do their manifest hashes."""
-    from contracts.loading import load_inputs
-    from settlement import exports
-    from settlement.intake import Period
-    from settlement.run import settle
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 4), st.text(max_size=6)), max_size=30),
+       skip=st.integers(0, 3))
+def test_each_statement_body_is_its_holders_rows_in_the_order_they_came(rows, skip):
+    """holder_bodies: a holder's body is its rows' text, in the order the rows came, and
+    holders come in code order; also from a slice of the rows, whose text starts part-way
+    into its buffer."""
+    import polars as pl
 
-    monkeypatch.setattr(exports, "STATEMENT_BODY_ROWS", body_rows)
-    settlement = settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK)
-    exports.export(settlement, tmp_path / "out")
-    assert output_files(tmp_path / "out" / "statements") == output_files(GOLDEN / "statements")
-    assert (tmp_path / "out" / "manifest.json").read_bytes() == (GOLDEN / "manifest.json").read_bytes()
+    from settlement.exports import holder_bodies
+    from settlement.keys import Codes
+
+    holders = Codes(pl.Series([f"H{code}" for code in range(5)]))
+    frame = pl.DataFrame(rows, schema={"_holder": pl.UInt32, "text": pl.String}, orient="row").slice(skip)
+    types = type("Types", (), {"holder": holders})
+    buffer, ranges = holder_bodies(frame, types)
+    expected = {}
+    for code, text in frame.iter_rows():
+        expected[f"H{code}"] = expected.get(f"H{code}", "") + text
+    assert [holder for holder, _, _ in ranges] == sorted(expected)
+    assert {holder: bytes(buffer[start:end]).decode() for holder, start, end in ranges} == expected
 
 
 @pytest.mark.parametrize("partition_rows", [400, 1000])
