@@ -260,21 +260,22 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
 
 
 def identifier_table(work_refs: pl.Series, ambiguous: list[str], canonical: pl.Series | None = None) -> pl.DataFrame:
-    """Each distinct raw `work_ref` (in the order `work_refs` first has them: sorted when
-    they are) with its normalised `ref`, or the reason it is refused (`ref_reason`,
+    """Each raw `work_ref` of `work_refs` (distinct; in their order: sorted when they
+    are) with its normalised `ref`, or the reason it is refused (`ref_reason`,
     `ref_expected`): invalid, or naming several catalogue works.
 
-    `canonical` (the catalogue's normalised identifiers) lets references already
-    spelled canonically skip normalisation: normalising is idempotent, so a
+    `canonical` (the catalogue's normalised identifiers, each once) lets references
+    already spelled canonically skip normalisation: normalising is idempotent, so a
     canonical spelling is its own normal form. Millions of references are found
     among millions of identifiers by one join, and put back in order by their
-    position (sorting them as text took seconds)."""
-    distinct = pl.DataFrame({"work_ref": work_refs.unique(maintain_order=True)},
-                            schema={"work_ref": pl.String}).with_row_index("_position")
+    position (sorting them as text took seconds). Both are distinct already where
+    they come from (group_codes, the catalogue), so they are not made so again:
+    that took 0.6 s and 0.5 s for a 10M-row month's 2.3M references."""
+    distinct = pl.DataFrame({"work_ref": work_refs}, schema={"work_ref": pl.String}).with_row_index("_position")
     if canonical is None:
         distinct = distinct.with_columns(pl.lit(False).alias("_spelled"))
     else:
-        spelled = pl.DataFrame({"work_ref": canonical.unique()}, schema={"work_ref": pl.String})
+        spelled = pl.DataFrame({"work_ref": canonical}, schema={"work_ref": pl.String})
         distinct = distinct.join(spelled.with_columns(pl.lit(True).alias("_spelled")), on="work_ref", how="left",
                                  maintain_order="left").with_columns(pl.col("_spelled").fill_null(False))
     known = distinct.filter(pl.col("_spelled")).select(

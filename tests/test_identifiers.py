@@ -465,7 +465,7 @@ def test_canonical_spellings_skip_normalisation_without_changing_the_table(raws,
         normalised_ref_expr(pl.col("raw")).struct.field("ref"))["ref"].drop_nulls()
     canonical = pl.Series(data.draw(st.lists(st.sampled_from(refs.to_list()), unique=True)) if len(refs) else [],
                           dtype=pl.String)
-    work_refs = pl.concat([pl.Series(raws, dtype=pl.String), canonical])
+    work_refs = pl.concat([pl.Series(raws, dtype=pl.String), canonical]).unique(maintain_order=True)
     ambiguous = canonical.head(1).to_list()
     full = identifier_table(work_refs, ambiguous).sort("work_ref")
     shortcut = identifier_table(work_refs, ambiguous, canonical).sort("work_ref")

@@ -43,7 +43,7 @@ def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
     scans = [intake.scan_usage_file(p, i, intake.display_name(p, inputs.folder))
              for i, p in enumerate(inputs.usage_files)]
     rows = intake.validated(pl.concat(scans), PERIOD, list(inputs.licensees)).collect(engine="in-memory")
-    identifiers = intake.identifier_table(rows["work_ref"].drop_nulls(), inputs.catalogue.ambiguous["ref"].to_list())
+    identifiers = intake.identifier_table(rows["work_ref"].drop_nulls().unique(), inputs.catalogue.ambiguous["ref"].to_list())
     rows = intake.with_identifier_reasons(rows, identifiers)
     rows = intake.attribution_checked(intake.deduplicated(rows.lazy())).collect()
     kept = rows.filter(pl.col("copy") == "kept").join(identifiers.select("work_ref", "ref"), on="work_ref")
