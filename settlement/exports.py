@@ -21,7 +21,7 @@ from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
-from settlement.keys import decoded
+from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
 
@@ -192,7 +192,7 @@ def write_statement(path: Path, header: bytes, body: memoryview) -> str:
     return digest.hexdigest()
 
 
-def holder_bodies(rows: pl.DataFrame, types) -> tuple[memoryview, list[tuple[str, int, int]]]:
+def holder_bodies(rows: pl.DataFrame, types: KeyTypes) -> tuple[memoryview, list[tuple[str, int, int]]]:
     """`rows` (statement_rows) as one buffer of text with every holder's rows together,
     in the order they come (lines in line order, then balances), and each holder's id
     with the byte range of its body in the buffer, holders in code order. The rows are
@@ -328,7 +328,8 @@ MANIFEST_THREADS = 2  # files hashed at once: hashlib releases the GIL, and the 
 def write_manifest(s: Settlement, out: Path, digests: dict[str, str]) -> None:
     """Every input and output file with its SHA-256 and size. `digests`: the SHA-256 of
     outputs hashed as they were written (the statements: 50,000 files at 100M usage rows;
-    the line files and allocations.csv), by their path in `out`; the rest are read back and hashed, a few at a time."""
+    the line files and allocations.csv), by their path in `out`; the rest are read back
+    and hashed, a few at a time."""
     inputs = [(path, display_name(path, s.inputs.folder))
               for path in sorted([*s.inputs.reference_files, *s.inputs.usage_files])]
     outputs = [(os.path.join(out, name), name) for name in output_names(out) if name != "manifest.json"]

@@ -39,6 +39,22 @@ def test_demo_outputs_match_golden_files(demo_out):
     assert changed == [], f"changed outputs (SNAP_UPDATE=1 to accept): {changed}"
 
 
+def test_the_manifest_names_every_output_with_its_true_hash_and_size(demo_out):
+    """manifest.json lists every other output, each with the SHA-256 and size of the file
+    as it is on disk: the statements and the large outputs are hashed while they are
+    written, so what was hashed must be exactly what was written."""
+    import hashlib
+    import json
+
+    manifest = json.loads((demo_out / "manifest.json").read_text(encoding="utf-8"))
+    files = output_files(demo_out)
+    listed = {entry["path"]: entry for entry in manifest["outputs"]}
+    assert sorted(listed) == sorted(name for name in files if name != "manifest.json")
+    for name, entry in listed.items():
+        assert entry["sha256"] == hashlib.sha256(files[name]).hexdigest(), name
+        assert entry["bytes"] == len(files[name]), name
+
+
 def test_demo_outputs_are_canonical_text(demo_out):
     """CSV and JSON outputs are UTF-8 with LF line ends and no exponent or negative zero in amounts."""
     for name, data in output_files(demo_out).items():
