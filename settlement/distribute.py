@@ -43,14 +43,15 @@ class Rates:
     exact numerator and denominator columns: built once per run and used by every range
     of holders (50,000 holders' rates took 0.5 s to 0.7 s to build, once per range)."""
 
-    commission: pl.DataFrame  # use_type, commission_num, commission_den
+    commission: pl.DataFrame  # use_type, commission_num, commission_den: a row per use type, in code order
     withholding: pl.DataFrame  # holder_id, withholding_num, withholding_den
 
     @staticmethod
     def of(policy, holders: dict, types: KeyTypes) -> "Rates":
+        rates = {use: Fraction(rate) for use, rate in dict(policy.commission).items()}
+        every = {use: rates.get(use, Fraction(0)) for use in types.use_type.categories}  # no rate: none
         return Rates(
-            rate_columns({use: Fraction(rate) for use, rate in dict(policy.commission).items()}, "use_type",
-                         "commission", types),
+            rate_columns(every, "use_type", "commission", types),
             rate_columns({h: Fraction(holder.withholding_rate) for h, holder in holders.items()}, "holder_id",
                          "withholding", types))
 
@@ -63,13 +64,13 @@ def product_type(amounts: pl.Series, rates: pl.DataFrame, prefix: str) -> pl.Dat
 
 
 def with_commission(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+    """Commission on each line. `rates` (Rates.commission) has a row per use type in code
+    order, so each line's rate is gathered by its use type's code, not joined: 0.9 s
+    against 1.2 s for a 10M-row month's 9.6M lines, in one profiled run each."""
     exact = product_type(lines["gross"], rates, "commission")
-    lines = lines.join(rates, on="use_type", how="left").with_columns(
-        pl.col("commission_num").fill_null(0), pl.col("commission_den").fill_null(1))
+    rate = lambda part: pl.lit(rates[f"commission_{part}"]).gather(pl.col("use_type").to_physical())
     return lines.with_columns(
-        half_even_product(pl.col("gross"), pl.col("commission_num"), pl.col("commission_den"), exact)
-        .alias("commission")
-    ).drop("commission_num", "commission_den")
+        half_even_product(pl.col("gross"), rate("num"), rate("den"), exact).alias("commission"))
 
 
 def with_withholding(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
