@@ -128,7 +128,8 @@ def encoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes) -> pl.DataFrame
 def decoded(frame: pl.DataFrame | pl.LazyFrame, types: KeyTypes,
             enums: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """Enum and code columns back to strings (for outputs); with `enums`, code columns
-    only, Enums left as they are for a CSV writer, which writes an Enum as its text."""
+    only, Enums left as they are for a writer that takes them: CSV writes an Enum as its
+    text, Parquet as a dictionary-encoded string."""
     codes = [kind.decode(c) for c in frame.collect_schema().names() if isinstance(kind := types.of(c), Codes)]
     return frame.with_columns(*codes) if enums else frame.with_columns(cs.enum().cast(pl.String), *codes)
 

@@ -203,6 +203,28 @@ def test_commission_and_withholding_round_half_even_in_either_integer_type(rows,
     assert got == [round_half_even(Fraction(a * n, d)) for a, n, d in rows]
 
 
+@laws(100)
+@given(rates=st.dictionaries(st.sampled_from(gen.USE_TYPES), gen.commission_rates()),
+       lines=st.lists(st.tuples(st.sampled_from(gen.USE_TYPES), st.integers(0, 10**15)), min_size=1, max_size=20))
+def test_commission_is_gross_times_the_lines_use_type_rate(rates, lines):
+    """Rule 4: each line's commission is its gross × its own use type's rate, rounded
+    half-even; a use type the policy gives no rate pays none (rates are looked up by the
+    use type's code, so a rate in the wrong place would charge another use type's)."""
+    from contracts.policy import DistributionPolicy
+    from settlement.keys import Codes, KeyTypes, lexical_enum
+
+    policy = DistributionPolicy.model_validate({"society": "S", "commission": rates})
+    use_type = lexical_enum([*gen.USE_TYPES, ""])
+    types = KeyTypes(work=Codes(pl.Series(["W"])), holder=Codes(pl.Series(["H"])), contract=lexical_enum(["C"]),
+                     term=lexical_enum(["T"]), use_type=use_type, version=pl.Enum(["2020-01-01"]),
+                     licensee=lexical_enum(["L"]), currency=lexical_enum(["EUR"]), share=pl.Enum(["1"]))
+    frame = pl.DataFrame(lines, schema={"use_type": pl.String, "gross": pl.Int128}, orient="row").with_columns(
+        pl.col("use_type").cast(use_type))
+    got = distribute.with_commission(frame, distribute.Rates.of(policy, {}, types).commission)["commission"]
+    wanted = {use: Fraction(rate) for use, rate in policy.commission.items()}
+    assert got.to_list() == [round_half_even(gross * wanted.get(use, Fraction(0))) for use, gross in lines]
+
+
 @laws(300)
 @given(text=gen.decimal_strings(10**9, 6), currency=st.sampled_from(gen.CURRENCIES), negative=st.booleans())
 def test_to_minor_and_format_minor_agree_with_decimal(text, currency, negative):
