@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from settlement.intake import ATTRIBUTION_SCALE
-from settlement.keys import NO_BASE, KeyTypes, grouped, joined
+from settlement.keys import NO_BASE, KeyTypes, grouped, joined, sorted_by
 from settlement.money import MONEY, largest_remainder
 from settlement.price import weight_scale
 
@@ -115,13 +115,14 @@ WORK_KEY = ["contract_id", "work_key", "use_type", "version"]  # what level 2 sp
 def work_amounts(level1: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
     """Per accepted (contract, work, use type, version) of level 1: its amount
     (`work_amount_minor`), the accepted units of the contract's priced usage on it (0 when
-    none), and `_part`, its row number, which level 2 splits by."""
+    none), and `_part`, its row number, which level 2 splits by. Sorted by WORK_KEY, so
+    that level 2's parts, each work amount's in holder order, come out in line order."""
     amounts = grouped(level1.filter(pl.col("status") == "accepted"), WORK_KEY,
                       pl.col("amount_minor").sum().alias("work_amount_minor"))
     units = grouped(priced.filter(pl.col("status") == "accepted").select(*WORK_KEY, "units"), WORK_KEY,
                     pl.col("units").sum())
-    return (joined(amounts, units, on=WORK_KEY, how="left").with_columns(pl.col("units").fill_null(0))
-            .with_row_index("_part"))
+    both = joined(amounts, units, on=WORK_KEY, how="left").with_columns(pl.col("units").fill_null(0))
+    return sorted_by(both, WORK_KEY).with_row_index("_part")
 
 
 @dataclass(frozen=True)

@@ -73,28 +73,41 @@ def with_commission(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
         half_even_product(pl.col("gross"), rate("num"), rate("den"), exact).alias("commission"))
 
 
-def with_withholding(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+def after_commission() -> pl.Expr:
+    return (pl.col("gross") - pl.col("commission")).alias("after_commission")
+
+
+def holder_sums(lines: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency of lines with commission: their total after commission and
+    how many they are (summed again over contracts: `withholding_totals` takes the sum)."""
+    return grouped(lines, ["holder_id", "currency"], after_commission().sum(), pl.len().cast(pl.Int64).alias("lines"))
+
+
+def withholding_totals(sums: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency (`sums`: every line's after_commission summed): the withholding
+    on that total, rounded half-even once (`withholding_total`)."""
+    sums = sums.join(rates, on="holder_id", how="left")
+    exact = product_type(sums["after_commission"], rates, "withholding")
+    return sums.select("holder_id", "currency", half_even_product(
+        pl.col("after_commission"), pl.col("withholding_num"), pl.col("withholding_den"), exact
+    ).alias("withholding_total"))
+
+
+def spread_withholding(lines: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame:
+    """Every line of `lines` (with commission) whose holder owes withholding in `totals`
+    (withholding_totals, > 0), with its part of it (`withholding`), spread over the holder's
+    lines by largest remainder of their amounts after commission. `lines` must hold every
+    line of their holders."""
     group = ["holder_id", "currency"]
-    lines = lines.with_columns((pl.col("gross") - pl.col("commission")).alias("after_commission"))
-    totals = grouped(lines, group, pl.col("after_commission").sum()).join(rates, on="holder_id", how="left")
-    exact = product_type(totals["after_commission"], rates, "withholding")
-    totals = totals.select(*group, half_even_product(pl.col("after_commission"), pl.col("withholding_num"),
-                                                     pl.col("withholding_den"), exact).alias("withholding_total"))
-    lines = joined(lines, totals, on=group, how="left")
-    taxed = lines.filter((pl.col("withholding_total") > 0))
-    untaxed = lines.filter(pl.col("withholding_total") <= 0).with_columns(pl.lit(0, dtype=MONEY).alias("withholding"))
-    spread = largest_remainder(taxed, group=group, total="withholding_total", weight="after_commission",
-                               tie_break=LINE_KEY, out="withholding")
-    return (pl.concat([spread, untaxed]).drop("withholding_total", "after_commission")
-            .with_columns((pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net")))
+    taxed = joined(lines.with_columns(after_commission()), totals.filter(pl.col("withholding_total") > 0), on=group)
+    return largest_remainder(taxed, group=group, total="withholding_total", weight="after_commission",
+                             tie_break=LINE_KEY, out="withholding")
 
 
-def distribute(lines: pl.DataFrame, rates: Rates) -> pl.DataFrame:
-    """Holder lines with commission, withholding and net. `lines` must hold every line
-    of its holders (withholding is spread over all of a holder's lines)."""
-    if lines.height == 0:
-        return lines.with_columns(*(pl.lit(0, dtype=MONEY).alias(c) for c in ("commission", "withholding", "net")))
-    return with_withholding(with_commission(lines, rates.commission), rates.withholding)
+def with_net(lines: pl.DataFrame, withholding: pl.Series) -> pl.DataFrame:
+    """Lines with commission, with their `withholding` (a value per line) and net."""
+    return lines.with_columns(withholding.cast(MONEY).alias("withholding")).with_columns(
+        (pl.col("gross") - pl.col("commission") - pl.col("withholding")).alias("net"))
 
 
 def thresholds(holders: dict, policy, currencies: list[str], types: KeyTypes) -> tuple[pl.DataFrame, pl.DataFrame]:

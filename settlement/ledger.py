@@ -2,36 +2,36 @@
 
 Level 1 and level 2 split a contract's amounts over that contract's own usage,
 so they run one contract at a time, on that contract's priced sums
-(`PricedByContract`, written per contract in one streaming pass). Commission
-and withholding are per holder across contracts (withholding is rounded once
-on a holder's total and spread over all of the holder's lines), so they run
-per partition of holders: contiguous ranges of holders with about
-LINE_PARTITION_ROWS lines each. Every
-piece is written to the ledger's folder before the next is made, so a run holds
-one contract's or one partition's lines in memory, whatever the size of the
-month (at 100M usage rows, allocating every contract at once needed more than
-24 GB).
+(`PricedByContract`, written per contract in one streaming pass); so does
+commission, which is per line. Withholding is per holder across contracts: it
+is rounded once on a holder's total after commission and spread over all of the
+holder's lines. The totals are summed as the contracts are allocated; the
+spread then reads only the lines of holders who owe withholding, in ranges of
+holders with about LINE_PARTITION_ROWS lines each, and each contract's lines
+are finished in a last pass. Every piece is written to the ledger's folder
+before the next is made, so a run holds one contract's or one range's lines in
+memory, whatever the size of the month (at 100M usage rows, allocating every
+contract at once needed more than 24 GB).
 
-Conservation is checked on each piece as it is made: a contract's terms and
-works, a partition's lines. What disagrees is kept in `problems`; the run
-raises on it at the end (conservation.assert_conserved).
+Conservation is checked on each piece as it is made: a contract's terms, works
+and lines. What disagrees is kept in `problems`; the run raises on it at the
+end (conservation.assert_conserved).
 
 The files, which exports read back in their documented orders:
 - `level1/NNNNNN.parquet`: one per contract, in contract order, each sorted by
   ALLOCATION_KEY (nulls last), so that read in file order level 1 is sorted;
 - `lines/NNNNNN.parquet`: one per contract, in (licensee, contract) order, each
   sorted by LINE_KEY, so that read in file order the lines are in line order;
-- `lines/NNNNNN-PPPPPP.parquet`: the lines of contract NNNNNN in partition PPPPPP,
-  sorted by LINE_KEY, so that a partition's pieces read in (licensee, contract)
-  order hold every line of its holders, each holder's in line order (statements
-  read them: filtering the whole lines by a range of holders read all of them,
-  once per partition).
+- `lines/NNNNNN-PPPPPP.parquet`: the lines of contract NNNNNN in range PPPPPP of
+  holders (ranges of about LINE_PARTITION_ROWS lines), sorted by LINE_KEY, so that
+  a range's pieces read in (licensee, contract) order hold every line of its
+  holders, each holder's in line order (statements read them: filtering the whole
+  lines by a range of holders read all of them, once per range).
 
-Both steps that take a partition of holders read only that partition's rows. The
-level-2 lines of a contract (`gross/NNNNNN.parquet`) are written sorted by holder in
-row groups of GROSS_ROW_GROUP rows, whose statistics let the reader skip the row
-groups outside a range (11 partitions of 55M lines at 100M usage rows each read
-every row before).
+A contract's lines come out of level 2 in LINE_KEY order, because its work amounts
+are sorted by work and a work's holder parts by holder: they are written once, in
+the order every later step reads them (sorting them by holder for the ranges, then
+by line key per range, then again per contract, took 13 s of a 10M-row month).
 
 Work and holder keys are stored as their codes (keys.Codes): a range of holder
 codes is a range of holders in lexical order.
@@ -52,8 +52,7 @@ from settlement.keys import KeyTypes, decoded, encoded, grouped, sorted_by
 from settlement.money import MONEY
 from settlement.spill import SPILL, written_partitions
 
-LINE_PARTITION_ROWS = 5_000_000  # holder lines given commission and withholding at once
-GROSS_ROW_GROUP = 65_536  # rows per row group of the level-2 lines: what a range of holders skips by
+LINE_PARTITION_ROWS = 5_000_000  # lines per range of holders: withholding's spread and the statements
 ALLOCATION_KEY = ["contract_id", "term_id", "work_key", "use_type", "version"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 LINE_KEY = distribute.LINE_KEY
@@ -72,6 +71,10 @@ def gross_schema(types: KeyTypes) -> dict:
 
 def line_schema(types: KeyTypes) -> dict:
     return {**gross_schema(types), "commission": MONEY, "withholding": MONEY, "net": MONEY}
+
+
+def line_columns(types: KeyTypes) -> list[str]:
+    return list(line_schema(types))
 
 
 def scanned(files: list[Path], schema: dict) -> pl.LazyFrame:
@@ -143,20 +146,15 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
     folder = tempfile.TemporaryDirectory(prefix="settle-ledger-")
     root = Path(folder.name)
     contracts = sorted(charges, key=lambda c: c.contract.contract_id)
-    allocation = allocated_by_contract(inputs, period, contracts, charge_rows, priced, types, root)
-    (root / "lines").mkdir()
-    lines = distributed(allocation.gross_files, [c.contract.contract_id for c in contracts], inputs, types,
-                        root / "lines")
-    for path in allocation.gross_files:
-        path.unlink()
+    rates = distribute.Rates.of(inputs.policy, inputs.holders, types)
+    allocation = allocated_by_contract(inputs, period, contracts, charge_rows, priced, types, rates, root)
     in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
                                                                  contracts[i].contract.contract_id))
-    line_files = [sorted_lines(root / "lines", index, pieces) for index in in_line_order
-                  if (pieces := [part[index] for part in lines.pieces if index in part])]
-    holder_files = [[part[index] for index in in_line_order if index in part] for part in lines.pieces]
-    written = check_written(scanned(line_files, line_schema(types)), lines.count, lines.totals,
+    lines = distributed([allocation.gross_files[i] for i in in_line_order], allocation.holder_sums, rates,
+                        root / "lines")
+    written = check_written(scanned(lines.files, line_schema(types)), lines.count, lines.totals,
                             scanned(allocation.level1_files, level1_schema(types)), charge_rows)
-    return Ledger(folder, types, allocation.level1_files, line_files, lines.ranges, holder_files, lines.count,
+    return Ledger(folder, types, allocation.level1_files, lines.files, lines.ranges, lines.pieces, lines.count,
                   allocation.suspense,
                   distribute.balances(lines.totals, inputs.holders, inputs.policy, types),
                   allocation.problems + lines.problems + written)
@@ -165,19 +163,21 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
 @dataclass(frozen=True)
 class ContractAllocation:
     level1_files: list[Path]  # per contract, in contract order, sorted by ALLOCATION_KEY
-    gross_files: list[Path]   # per contract: its holder lines before commission and withholding
+    gross_files: list[Path]   # per contract: its holder lines with commission, sorted by LINE_KEY
+    holder_sums: pl.DataFrame # per holder and currency: lines and their total after commission
     suspense: pl.DataFrame    # level-1 suspense amounts per contract, work key, use type and reason
     problems: list[str]
 
 
 def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge], charge_rows: pl.DataFrame,
-                          priced: PricedByContract, types: KeyTypes, root: Path) -> ContractAllocation:
-    """Level 1 and level 2 of each contract (in contract order), checked and written to
-    `root/level1` and `root/gross` before the next contract is read."""
+                          priced: PricedByContract, types: KeyTypes, rates: distribute.Rates,
+                          root: Path) -> ContractAllocation:
+    """Level 1, level 2 and commission of each contract (in contract order), checked and
+    written to `root/level1` and `root/gross` before the next contract is read."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
     holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)
-    level1_files, gross_files, suspense, problems = [], [], [], []
+    level1_files, gross_files, sums, suspense, problems = [], [], [], [], []
     for index, charge in enumerate(contracts):
         terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
         level1, gross, unequal = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
@@ -187,11 +187,16 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
                                 pl.col("amount_minor").sum()))
         level1_files.append(root / "level1" / f"{index:06d}.parquet")
         sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(level1_files[-1], **SPILL)
+        lines = sorted_by(distribute.with_commission(gross, rates.commission), LINE_KEY)
+        sums.append(distribute.holder_sums(lines))
         gross_files.append(root / "gross" / f"{index:06d}.parquet")
-        gross.sort("holder_id", maintain_order=True).write_parquet(gross_files[-1], row_group_size=GROSS_ROW_GROUP,
-                                                                   **SPILL)
+        lines.write_parquet(gross_files[-1], **SPILL)
     schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
-    return ContractAllocation(level1_files, gross_files, concatenated(suspense, schema), problems)
+    sums_schema = {"holder_id": types.holder.dtype, "currency": types.currency, "after_commission": MONEY,
+                   "lines": pl.Int64}
+    holder_sums = concatenated(sums, sums_schema).group_by("holder_id", "currency").agg(
+        pl.col("after_commission", "lines").sum())
+    return ContractAllocation(level1_files, gross_files, holder_sums, concatenated(suspense, schema), problems)
 
 
 def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
@@ -232,11 +237,12 @@ def holder_lines(level2: pl.DataFrame, contract, types: KeyTypes) -> pl.DataFram
     return lines.select(pl.col(name).cast(dtype) for name, dtype in gross_schema(types).items())
 
 
-def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
-    """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each: a
-    holder is in the range its first line would fall in, so a holder's lines are never
-    split and a range holds at most LINE_PARTITION_ROWS + its largest holder's lines."""
-    counts = gross.group_by("holder_id").agg(pl.len().alias("lines")).sort("holder_id").collect()
+def holder_ranges(counts: pl.DataFrame) -> list[tuple[int, int]]:
+    """Contiguous ranges of holder codes with about LINE_PARTITION_ROWS lines each, from
+    `counts` (holder_id, lines; a holder once): a holder is in the range its first line
+    would fall in, so a holder's lines are never split and a range holds at most
+    LINE_PARTITION_ROWS + its largest holder's lines."""
+    counts = counts.sort("holder_id")
     before = counts["lines"].cum_sum() - counts["lines"]
     ranges = (counts.with_columns((before // LINE_PARTITION_ROWS).alias("_part"))
               .group_by("_part").agg(pl.col("holder_id").min().alias("first"),
@@ -247,39 +253,76 @@ def holder_ranges(gross: pl.LazyFrame) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class Distribution:
-    ranges: list[tuple[int, int]]  # holder codes (first, last) of each partition
-    pieces: list[dict[int, Path]]  # per partition, its lines' file by the contract's number
+    files: list[Path]              # per contract, in the order given: its lines, sorted by LINE_KEY
+    ranges: list[tuple[int, int]]  # holder codes (first, last) of each range
+    pieces: list[list[Path]]       # per range, its lines per contract, in the order given
     totals: pl.DataFrame           # per holder and currency: gross, commission, withholding, net
     count: int                     # lines
     problems: list[str]
 
 
-def distributed(gross_files: list[Path], contract_ids: list[str], inputs, types: KeyTypes,
+def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distribute.Rates,
                 folder: Path) -> Distribution:
-    """Commission, withholding and net on every line, one partition of holders at a time.
-    Each partition's lines are written per contract, sorted by LINE_KEY, as
-    `NNNNNN-PPPPPP.parquet` (the contract's number in `contract_ids`, the partition)."""
-    gross = scanned(gross_files, gross_schema(types))
-    number = {contract_id: index for index, contract_id in enumerate(contract_ids)}
-    ranges, pieces, totals, count, problems = holder_ranges(gross), [], [], 0, []
-    rates = distribute.Rates.of(inputs.policy, inputs.holders, types)
-    for part, (first, last) in enumerate(ranges):
-        lines = distribute.distribute(gross.filter(pl.col("holder_id").is_between(first, last)).collect(), rates)
+    """Withholding and net on every line of `gross_files` (per contract, with commission,
+    sorted by LINE_KEY; `holder_sums` over all of them). Each contract's lines are written
+    to `folder` as NNNNNN.parquet (NNNNNN: its place in `gross_files`), and its lines in
+    each range of holders as NNNNNN-PPPPPP.parquet."""
+    folder.mkdir()
+    owed = distribute.withholding_totals(holder_sums, rates.withholding).filter(pl.col("withholding_total") > 0)
+    spread = withholding_spread(gross_files, holder_sums.join(owed, on=["holder_id", "currency"]), folder)
+    ranges = holder_ranges(holder_sums.group_by("holder_id").agg(pl.col("lines").sum()))
+    starts = pl.Series([first for first, _ in ranges], dtype=holder_sums["holder_id"].dtype)
+    files, pieces, totals, count, problems = [], [[] for _ in ranges], [], 0, []
+    for index, path in enumerate(gross_files):
+        lines = finished(pl.read_parquet(path), spread.get(index, []))
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))
         count += lines.height
-        pieces.append({})
-        for (contract_id,), piece in sorted_by(lines, LINE_KEY).partition_by("contract_id", as_dict=True).items():
-            path = pieces[-1][number[contract_id]] = folder / f"{number[contract_id]:06d}-{part:06d}.parquet"
-            piece.write_parquet(path, **SPILL)
-    schema = line_schema(types)
-    return Distribution(ranges, pieces, concatenated(totals, {c: schema[c] for c in (
-        "holder_id", "currency", "gross", "commission", "withholding", "net")}), count, problems)
+        files.append(written_lines(lines, folder / f"{index:06d}.parquet"))
+        part = (starts.search_sorted(lines["holder_id"], side="right") - 1).alias("_range")
+        for (number,), piece in lines.with_columns(part).partition_by("_range", as_dict=True).items():
+            pieces[number].append(folder / f"{index:06d}-{number:06d}.parquet")
+            piece.drop("_range").write_parquet(pieces[number][-1], **SPILL)
+        path.unlink()
+    schema = {"holder_id": holder_sums["holder_id"].dtype, "currency": holder_sums["currency"].dtype,
+              **{amount: MONEY for amount in ("gross", "commission", "withholding", "net")}}
+    totals = concatenated(totals, schema).group_by("holder_id", "currency").agg(pl.exclude("holder_id", "currency").sum())
+    return Distribution(files, ranges, pieces, totals, count, problems)
 
 
-def sorted_lines(folder: Path, index: int, pieces: list[Path]) -> Path:
-    """Contract `index`'s lines, from its pieces in every partition (which stay, for the
-    statements), sorted by LINE_KEY into one file."""
-    target = folder / f"{index:06d}.parquet"
-    sorted_by(pl.read_parquet(pieces), LINE_KEY).write_parquet(target, **SPILL)
-    return target
+def withholding_spread(gross_files: list[Path], owed: pl.DataFrame, folder: Path) -> dict[int, list[Path]]:
+    """Each line's withholding where its holder owes some (`owed`: holder_id, currency,
+    lines, withholding_total > 0), spread over the holder's lines in every contract, a
+    range of such holders at a time. Returns per contract (its index in `gross_files`)
+    the files of its withheld lines: their row in its file (`_row`) and `withholding`."""
+    if owed.height == 0:
+        return {}
+    lines = pl.concat([pl.scan_parquet(path).with_row_index("_row").with_columns(
+        pl.lit(index, dtype=pl.UInt32).alias("_contract")) for index, path in enumerate(gross_files)])
+    found: dict[int, list[Path]] = {}
+    for part, (first, last) in enumerate(holder_ranges(owed.group_by("holder_id").agg(pl.col("lines").sum()))):
+        holders = owed.filter(pl.col("holder_id").is_between(first, last))
+        taxed = lines.filter(pl.col("holder_id").is_between(first, last)
+                             & pl.col("holder_id").is_in(holders["holder_id"].implode())).collect()
+        spread = distribute.spread_withholding(taxed, holders.select("holder_id", "currency", "withholding_total"))
+        for (contract,), rows in spread.select("_contract", "_row", "withholding").partition_by(
+                "_contract", as_dict=True).items():
+            found.setdefault(contract, []).append(folder / f"withholding-{contract:06d}-{part:06d}.parquet")
+            rows.drop("_contract").write_parquet(found[contract][-1], **SPILL)
+    return found
+
+
+def finished(lines: pl.DataFrame, withheld: list[Path]) -> pl.DataFrame:
+    """A contract's lines with commission, with withholding (`withheld`: files of its lines'
+    rows and withholding, none for lines whose holder owes none) and net."""
+    withholding = pl.zeros(lines.height, dtype=MONEY, eager=True)
+    if withheld:
+        rows = pl.read_parquet(withheld)
+        withholding = withholding.scatter(rows["_row"], rows["withholding"])
+    return distribute.with_net(lines, withholding)
+
+
+def written_lines(lines: pl.DataFrame, path: Path) -> Path:
+    """A contract's finished lines, written to `path`."""
+    lines.write_parquet(path, **SPILL)
+    return path
