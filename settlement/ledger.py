@@ -275,6 +275,8 @@ def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distr
     files, pieces, totals, count, problems = [], [[] for _ in ranges], [], 0, []
     for index, path in enumerate(gross_files):
         lines = finished(pl.read_parquet(path), spread.get(index, []))
+        for done in [path, *spread.get(index, [])]:
+            done.unlink()
         problems += check_lines(lines)
         totals.append(distribute.holder_totals(lines))
         count += lines.height
@@ -283,10 +285,10 @@ def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distr
         for (number,), piece in lines.with_columns(part).partition_by("_range", as_dict=True).items():
             pieces[number].append(folder / f"{index:06d}-{number:06d}.parquet")
             piece.drop("_range").write_parquet(pieces[number][-1], **SPILL)
-        path.unlink()
     schema = {"holder_id": holder_sums["holder_id"].dtype, "currency": holder_sums["currency"].dtype,
               **{amount: MONEY for amount in ("gross", "commission", "withholding", "net")}}
-    totals = concatenated(totals, schema).group_by("holder_id", "currency").agg(pl.exclude("holder_id", "currency").sum())
+    totals = concatenated(totals, schema).group_by("holder_id", "currency").agg(
+        pl.exclude("holder_id", "currency").sum())
     return Distribution(files, ranges, pieces, totals, count, problems)
 
 

@@ -23,7 +23,7 @@ from unittest import mock
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
@@ -223,6 +223,78 @@ def test_commission_is_gross_times_the_lines_use_type_rate(rates, lines):
     got = distribute.with_commission(frame, distribute.Rates.of(policy, {}, types).commission)["commission"]
     wanted = {use: Fraction(rate) for use, rate in policy.commission.items()}
     assert got.to_list() == [round_half_even(gross * wanted.get(use, Fraction(0))) for use, gross in lines]
+
+
+def spread_by_hand(lines: list[tuple], rates: list[Fraction]) -> dict[tuple, int]:
+    """Rule 4's withholding per line, from the rule: per holder and currency, the total after
+    commission × the holder's rate rounded half-even once, spread by largest remainder
+    (larger remainder first, then the smaller line key). `lines`: (line key, holder index,
+    currency, after commission)."""
+    spread = {}
+    for group in {(holder, currency) for _, holder, currency, _ in lines}:
+        mine = [line for line in lines if (line[1], line[2]) == group]
+        base = sum(after for *_, after in mine)
+        total = round_half_even(base * rates[group[0]])
+        shares = {key: divmod(total * after, base) if base else (0, 0) for key, _, _, after in mine}
+        leftover = total - sum(floor for floor, _ in shares.values())
+        ranked = sorted(shares, key=lambda key: (-shares[key][1], key))
+        for rank, key in enumerate(ranked):
+            spread[key] = shares[key][0] + (rank < leftover)
+    return spread
+
+
+@laws(60)
+@given(lines=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 3),
+                                st.one_of(st.integers(0, 3), st.integers(0, 10**6)),  # small amounts tie
+                                st.integers(0, 10**4)), min_size=1, max_size=30, unique_by=lambda line: line[:3]),
+       rates=st.lists(gen.withholding_rates(), min_size=4, max_size=4),
+       range_lines=st.sampled_from([1, 3, ledger.LINE_PARTITION_ROWS]))
+# two lines of one holder tie in two contracts: the leftover cent goes to the smaller line key (C0 before C1,
+# although its work W1 is after W0)
+@example(lines=[(0, 1, 0, 1, 0), (1, 0, 0, 1, 0)], rates=["0.5", "0", "0", "0"], range_lines=1)
+def test_withholding_is_spread_over_the_holders_lines_in_every_contract(lines, rates, range_lines):
+    """Rule 4 across contracts: a holder's withholding is rounded once on the holder's total after
+    commission over its lines in every contract of that currency, and spread over all of those lines
+    by largest remainder, whatever the ranges of holders the spread runs in. Lines: (contract, work,
+    holder, amount after commission, commission); contracts C0 and C1 are in EUR, C2 in SEK."""
+    from types import SimpleNamespace
+
+    from contracts.numbers import parse_exact
+    from contracts.policy import DistributionPolicy
+    from contracts.vocabulary import RIGHTS
+    from settlement.keys import Codes, KeyTypes, lexical_enum
+
+    currencies = ["EUR", "EUR", "SEK"]
+    rates = [parse_exact(rate or "0") for rate in rates]  # an empty rate in holders.csv is none
+    types = KeyTypes(work=Codes(pl.Series([f"W{i}" for i in range(4)])),
+                     holder=Codes(pl.Series([f"H{i}" for i in range(4)])), contract=lexical_enum(["C0", "C1", "C2"]),
+                     term=lexical_enum(["T"]), use_type=lexical_enum([*gen.USE_TYPES, ""]),
+                     version=pl.Enum(["2020-01-01"]), licensee=lexical_enum(["L0", "L1", "L2"]),
+                     currency=lexical_enum(currencies), share=pl.Enum(["1"]))
+    policy = DistributionPolicy.model_validate({"society": "S", "commission": {}})
+    holders = {f"H{i}": SimpleNamespace(withholding_rate=rate) for i, rate in enumerate(rates)}
+    frame = pl.DataFrame([{"licensee_id": f"L{c}", "contract_id": f"C{c}", "work_id": w, "use_type": "train",
+                           "version": "2020-01-01", "holder_id": h, "right": RIGHTS[0], "share": "1", "currency": currencies[c], "units": 1,
+                           "gross": after + commission, "commission": commission}
+                          for c, w, h, after, commission in lines])
+    frame = frame.with_columns(pl.col(c).cast(types.dtype(c)) for c in ("licensee_id", "contract_id", "use_type",
+                                                                         "version", "right", "share", "currency"))
+    frame = frame.with_columns(pl.col("gross", "commission").cast(pl.Int128)).select(
+        *ledger.gross_schema(types), "commission")
+    frame = frame.with_columns(pl.col("work_id", "holder_id").cast(pl.UInt32)).sort(ledger.LINE_KEY)
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(ledger, "LINE_PARTITION_ROWS", range_lines):
+        files = []
+        for (contract,), part in sorted(frame.partition_by("contract_id", as_dict=True).items()):
+            files.append(Path(tmp) / f"{contract}.parquet")
+            part.write_parquet(files[-1])
+        made = ledger.distributed(files, distribute.holder_sums(frame), distribute.Rates.of(policy, holders, types),
+                                  Path(tmp) / "lines")
+        got = pl.read_parquet(made.files)
+    wanted = spread_by_hand([((f"L{c}", f"C{c}", f"W{w}", f"H{h}"), h, currencies[c], after)
+                             for c, w, h, after, _ in lines], rates)
+    assert {(row["licensee_id"], row["contract_id"], f"W{row['work_id']}", f"H{row['holder_id']}"):
+            row["withholding"] for row in got.with_columns(pl.col(pl.Enum).cast(pl.String)).to_dicts()} == wanted
+    assert got.select((pl.col("gross") - pl.col("commission") - pl.col("withholding") == pl.col("net")).all()).item()
 
 
 @laws(300)
