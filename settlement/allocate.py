@@ -10,7 +10,9 @@ split over) take their share at level 1 and go to suspense (rule 6).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import polars as pl
 
@@ -27,21 +29,21 @@ def usage_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Weighted usage units per (work, use type, version): units × the contract's use-type weight."""
     _, weights = weight_scale(contract)
     weight = pl.col("use_type").replace_strict(weights, default=0, return_dtype=MONEY)
-    return rows.group_by(BASE_KEY).agg((pl.col("units") * weight).sum().alias("weight"))
+    return rows.group_by(BASE_KEY, maintain_order=True).agg((pl.col("units") * weight).sum().alias("weight"))
 
 
 def attribution_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Output use by attribution share; outputs without attribution count at their weighted units."""
     _, weights = weight_scale(contract)
     fallback = weights.get("output", 0)
-    return rows.filter(pl.col("use_type") == "output").group_by(BASE_KEY).agg(
+    return rows.filter(pl.col("use_type") == "output").group_by(BASE_KEY, maintain_order=True).agg(
         (pl.col("attributed_nanos").fill_null(0) * fallback
          + pl.col("unattributed_units").fill_null(0) * ATTRIBUTION_SCALE * fallback).sum().alias("weight"))
 
 
 def per_unit_base(rows: pl.DataFrame, use_type: str, unit: str) -> pl.DataFrame:
     rows = rows.filter((pl.col("use_type") == use_type) & (pl.col("unit") == unit))
-    return rows.group_by(BASE_KEY).agg(pl.col("units").sum().alias("weight"))
+    return rows.group_by(BASE_KEY, maintain_order=True).agg(pl.col("units").sum().alias("weight"))
 
 
 def equal_base(works: pl.DataFrame, use_type: str, types: KeyTypes) -> pl.DataFrame:
@@ -51,9 +53,11 @@ def equal_base(works: pl.DataFrame, use_type: str, types: KeyTypes) -> pl.DataFr
 
 
 def term_base(term: dict, contract, rows: pl.DataFrame, covered: pl.DataFrame, used: pl.DataFrame,
-              types: KeyTypes) -> pl.DataFrame:
-    """The rows a term's amount is split over, with integer weights. `rows`, `covered`
-    and `used` are the contract's own."""
+              types: KeyTypes, usage: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """The rows a term's amount is split over, with integer weights and the term's amount,
+    sorted by work key, use type and version. `rows` (sorted by BASE_KEY, which the bases
+    made from them keep), `covered` and `used` are the contract's own; `usage()` is its
+    usage base, which all of its by-usage terms share."""
     basis = term["basis"]
     if basis == "by_units":
         base = per_unit_base(rows, term["term_use_type"], term["term_unit"])
@@ -64,9 +68,10 @@ def term_base(term: dict, contract, rows: pl.DataFrame, covered: pl.DataFrame, u
     elif basis == "per_used_work":
         base = equal_base(used, term["term_use_type"], types)
     else:
-        base = usage_base(rows, contract)
-    return base.with_columns(pl.lit(term["term_id"]).cast(types.term).alias("term_id"),
-                             pl.col("weight").cast(MONEY)).select(BASE_COLUMNS)
+        base = usage()
+    base = base.with_columns(pl.lit(term["term_id"]).cast(types.term).alias("term_id"), pl.col("weight").cast(MONEY),
+                             pl.lit(term["amount_minor"], dtype=MONEY).alias("amount_minor"))
+    return sorted_by(base.select(*BASE_COLUMNS, "amount_minor"), ["work_key", "use_type", "version"])
 
 
 def base_schema(types: KeyTypes) -> dict:
@@ -79,7 +84,8 @@ def no_base_row(term: dict, types: KeyTypes) -> pl.DataFrame:
     return pl.DataFrame([{"contract_id": term["contract_id"], "term_id": term["term_id"],
                           "work_key": types.work.code_of(NO_BASE),
                           "use_type": term["term_use_type"] or "", "version": None, "status": "suspense",
-                          "reason": "no_allocation_base", "weight": 1}], schema=base_schema(types))
+                          "reason": "no_allocation_base", "weight": 1, "amount_minor": term["amount_minor"]}],
+                        schema={**base_schema(types), "amount_minor": MONEY})
 
 
 def by_contract(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -89,21 +95,28 @@ def by_contract(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def level_one(charges: pl.DataFrame, contracts: dict, priced: pl.DataFrame, covered: pl.DataFrame,
               used: pl.DataFrame, types: KeyTypes) -> pl.DataFrame:
     """Every term's amount over its base (loop over terms, frames inside; each
-    contract's rows are cut out of the priced usage once)."""
+    contract's rows are cut out of the priced usage once).
+
+    The bases are made sorted (each contract's rows are sorted once, and grouped in
+    that order) and put together in (contract, term) order, so that largest remainder
+    finds them in its order and does not sort them: 11.6M parts for a 10M-row month."""
     schema = base_schema(types)
-    rows_of, covered_of, used_of = by_contract(priced), by_contract(covered), by_contract(used)
     empty = lambda frame: frame.clear()
+    rows_of, covered_of, used_of = by_contract(priced), by_contract(covered), by_contract(used)
+    rows_of = {contract_id: sorted_by(rows_of.get(contract_id, empty(priced)), BASE_KEY)
+               for contract_id in map(str, charges["contract_id"].unique().to_list())}
+    usage_of = {contract_id: functools.cache(functools.partial(usage_base, rows, contracts[contract_id]))
+                for contract_id, rows in rows_of.items()}
     bases = []
-    for term in charges.iter_rows(named=True):
+    for term in charges.sort("contract_id", "term_id").iter_rows(named=True):
         contract_id = str(term["contract_id"])
-        base = term_base(term, contracts[contract_id], rows_of.get(contract_id, empty(priced)),
-                         covered_of.get(contract_id, empty(covered)), used_of.get(contract_id, empty(used)),
-                         types).filter(pl.col("weight") > 0)
+        base = term_base(term, contracts[contract_id], rows_of[contract_id], covered_of.get(contract_id, empty(covered)),
+                         used_of.get(contract_id, empty(used)), types, usage_of[contract_id]
+                         ).filter(pl.col("weight") > 0)
         bases.append(base if base.height else no_base_row(term, types))
     if not bases:
         return pl.DataFrame(schema={**schema, "amount_minor": MONEY})
-    parts = pl.concat(bases).join(charges.select("contract_id", "term_id", "amount_minor"),
-                                  on=["contract_id", "term_id"])
+    parts = pl.concat(bases)
     split = largest_remainder(parts, group=["contract_id", "term_id"], total="amount_minor", weight="weight",
                               tie_break=["work_key", "use_type", "version"], out="allocated_minor")
     return split.drop("amount_minor").rename({"allocated_minor": "amount_minor"})
