@@ -3,7 +3,8 @@
     python -m bench.stages FOLDER [--out DIR] [--period 2026-10]
 
 Each stage is a function of the engine, wrapped for the run: its wall time
-summed over its calls, and the process's peak resident memory while it ran
+and the process's CPU time (all threads: on two cores, at most twice the wall
+time) summed over its calls, and the process's peak resident memory while it ran
 (sampled every 20 ms; what earlier stages left allocated counts too). Stages
 that run once per partition or per contract show their number of calls.
 Use it on a generated month (bench-out/<N>/parquet) to find the next thing to
@@ -47,6 +48,7 @@ STAGES = [  # (module, function, what it is), in run order
 class Stage:
     label: str
     seconds: float = 0.0
+    cpu: float = 0.0
     calls: int = 0
     peak: int = 0
     active: int = field(default=0, repr=False)
@@ -84,10 +86,11 @@ class Profile:
             stage.calls += 1
             stage.active += 1
             stage.peak = max(stage.peak, rss())
-            return time.perf_counter()
+            return time.perf_counter(), time.process_time()
 
         def leave(started):
-            stage.seconds += time.perf_counter() - started
+            stage.seconds += time.perf_counter() - started[0]
+            stage.cpu += time.process_time() - started[1]
             stage.peak = max(stage.peak, rss())
             stage.active -= 1
 
@@ -119,10 +122,10 @@ class Profile:
             setattr(module, name, function)
 
     def table(self, total: float) -> str:
-        rows = ["| stage | calls | seconds | peak RSS GiB |", "|---|---|---|---|"]
-        rows += [f"| {s.label} | {s.calls} | {s.seconds:.1f} | {s.peak / (1 << 30):.2f} |"
+        rows = ["| stage | calls | seconds | CPU seconds | peak RSS GiB |", "|---|---|---|---|---|"]
+        rows += [f"| {s.label} | {s.calls} | {s.seconds:.1f} | {s.cpu:.1f} | {s.peak / (1 << 30):.2f} |"
                  for s in self.stages.values() if s.calls]
-        rows.append(f"| whole run | 1 | {total:.1f} | {self.overall / (1 << 30):.2f} |")
+        rows.append(f"| whole run | 1 | {total:.1f} | {time.process_time():.1f} | {self.overall / (1 << 30):.2f} |")
         return "\n".join(rows)
 
 
