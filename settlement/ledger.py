@@ -1,15 +1,15 @@
 """The ledger: a run's level-1 parts and holder lines, made in bounded memory.
 
 Level 1 and level 2 split a contract's amounts over that contract's own usage,
-so they run one contract at a time, on that contract's priced sums
-(`PricedByContract`, written per contract in one streaming pass); so does
+so they run per contract, on that contract's priced sums (`PricedByContract`,
+written per contract in one streaming pass), two contracts at a time; so does
 commission, which is per line. Withholding is per holder across contracts: it
 is rounded once on a holder's total after commission and spread over all of the
 holder's lines. The totals are summed as the contracts are allocated; the
 spread then reads only the lines of holders who owe withholding, in ranges of
 holders with about LINE_PARTITION_ROWS lines each, and each contract's lines
 are finished in a last pass. Every piece is written to the ledger's folder
-before the next is made, so a run holds one contract's or one range's lines in
+before the next is made, so a run holds two contracts' or one range's lines in
 memory, whatever the size of the month (at 100M usage rows, allocating every
 contract at once needed more than 24 GB).
 
@@ -40,6 +40,7 @@ codes is a range of holders in lexical order.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -53,6 +54,9 @@ from settlement.money import MONEY
 from settlement.spill import SPILL, written_partitions
 
 LINE_PARTITION_ROWS = 5_000_000  # lines per range of holders: withholding's spread and the statements
+# contracts allocated at once: one contract's steps use less than the two cores (1.4 of them on average
+# for a 10M-row month), and contracts are independent until withholding
+ALLOCATION_THREADS = 2
 ALLOCATION_KEY = ["contract_id", "term_id", "work_key", "use_type", "version"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 LINE_KEY = distribute.LINE_KEY
@@ -172,31 +176,52 @@ class ContractAllocation:
 def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge], charge_rows: pl.DataFrame,
                           priced: PricedByContract, types: KeyTypes, rates: distribute.Rates,
                           root: Path) -> ContractAllocation:
-    """Level 1, level 2 and commission of each contract (in contract order), checked and
-    written to `root/level1` and `root/gross` before the next contract is read."""
+    """Level 1, level 2 and commission of each contract (`allocated_contract`), written to
+    `root/level1` and `root/gross`, ALLOCATION_THREADS contracts at a time."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
     holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)
-    level1_files, gross_files, sums, suspense, problems = [], [], [], [], []
-    for index, charge in enumerate(contracts):
-        terms = charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id)
-        level1, gross, unequal = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
-                                                holders, types)
-        problems += check_terms(terms, level1) + unequal
-        suspense.append(grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY,
-                                pl.col("amount_minor").sum()))
-        level1_files.append(root / "level1" / f"{index:06d}.parquet")
-        sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(level1_files[-1], **SPILL)
-        lines = sorted_by(distribute.with_commission(gross, rates.commission), LINE_KEY)
-        sums.append(distribute.holder_sums(lines))
-        gross_files.append(root / "gross" / f"{index:06d}.parquet")
-        lines.write_parquet(gross_files[-1], **SPILL)
+    allocated = lambda index, charge: allocated_contract(
+        index, charge, charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id), inputs, period,
+        priced, holders, types, rates, root)
+    with ThreadPoolExecutor(ALLOCATION_THREADS) as pool:
+        done = list(pool.map(allocated, range(len(contracts)), contracts))
     schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
     sums_schema = {"holder_id": types.holder.dtype, "currency": types.currency, "after_commission": MONEY,
                    "lines": pl.Int64}
-    holder_sums = concatenated(sums, sums_schema).group_by("holder_id", "currency").agg(
+    holder_sums = concatenated([c.sums for c in done], sums_schema).group_by("holder_id", "currency").agg(
         pl.col("after_commission", "lines").sum())
-    return ContractAllocation(level1_files, gross_files, holder_sums, concatenated(suspense, schema), problems)
+    return ContractAllocation([c.level1_file for c in done], [c.gross_file for c in done], holder_sums,
+                              concatenated([c.suspense for c in done], schema),
+                              [problem for c in done for problem in c.problems])
+
+
+@dataclass(frozen=True)
+class AllocatedContract:
+    level1_file: Path
+    gross_file: Path
+    sums: pl.DataFrame      # its lines' distribute.holder_sums
+    suspense: pl.DataFrame  # its level-1 suspense amounts per work key, use type and reason
+    problems: list[str]
+
+
+def allocated_contract(index: int, charge: price.ContractCharge, terms: pl.DataFrame, inputs, period,
+                       priced: PricedByContract, holders: allocate.SplitHolders, types: KeyTypes,
+                       rates: distribute.Rates, root: Path) -> AllocatedContract:
+    """One contract's level 1 (written sorted by ALLOCATION_KEY) and holder lines with
+    commission (written in LINE_KEY order, which level 2 makes them in), checked; its
+    `index` (in contract order) names its files. `terms`: its rows of the charges."""
+    level1, gross, unequal = contract_parts(inputs, period, charge, terms, priced.of(charge.contract.contract_id),
+                                            holders, types)
+    problems = check_terms(terms, level1) + unequal
+    suspense = grouped(level1.filter(pl.col("status") == "suspense"), SUSPENSE_KEY, pl.col("amount_minor").sum())
+    level1_file = root / "level1" / f"{index:06d}.parquet"
+    sorted_by(level1, ALLOCATION_KEY, nulls_last=True).write_parquet(level1_file, **SPILL)
+    del level1
+    lines = sorted_by(distribute.with_commission(gross, rates.commission), LINE_KEY)
+    gross_file = root / "gross" / f"{index:06d}.parquet"
+    lines.write_parquet(gross_file, **SPILL)
+    return AllocatedContract(level1_file, gross_file, distribute.holder_sums(lines), suspense, problems)
 
 
 def concatenated(frames: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
