@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -133,20 +134,29 @@ def usage_files(folder: Path, patterns: list[str] | None = None) -> list[Path]:
     return files
 
 
+def works_of(folder: Path) -> tuple[Path, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    path = require(folder, "works.csv", "works.parquet")
+    return path, load_works(path)
+
+
 def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
     """Read and validate the whole input folder; `usage` globs replace its usage/ folder."""
     if not folder.is_dir():
         raise MissingInput(str(folder), "input folder does not exist")
-    policy_path = require(folder, "policy.yaml", "policy.json")
-    policy = load_yaml(policy_path, DistributionPolicy)
-    licensees_path = require(folder, "licensees.csv")
-    licensees = {l.licensee_id: l for l in load_rows(licensees_path, Licensee)}
-    holders_path = require(folder, "holders.csv")
-    holders = {h.holder_id: h for h in load_rows(holders_path, RightsHolder)}
-    contracts, path_of = load_contracts(folder, licensees)
-    check_currencies(path_of, contracts, holders, policy)
-    works_path = require(folder, "works.csv", "works.parquet")
-    works, refs, ambiguous = load_works(works_path)
+    with ThreadPoolExecutor(1) as pool:
+        # the works (a million at catalogue scale) are read by polars, which releases the GIL, while
+        # the holders and contracts are validated by pydantic, which holds it; a problem in them
+        # is still reported before one in the works
+        works_loaded = pool.submit(works_of, folder)
+        policy_path = require(folder, "policy.yaml", "policy.json")
+        policy = load_yaml(policy_path, DistributionPolicy)
+        licensees_path = require(folder, "licensees.csv")
+        licensees = {l.licensee_id: l for l in load_rows(licensees_path, Licensee)}
+        holders_path = require(folder, "holders.csv")
+        holders = {h.holder_id: h for h in load_rows(holders_path, RightsHolder)}
+        contracts, path_of = load_contracts(folder, licensees)
+        check_currencies(path_of, contracts, holders, policy)
+        works_path, (works, refs, ambiguous) = works_loaded.result()
     splits_path = require(folder, "splits.csv", "splits.parquet")
     splits, share_scale = load_splits(splits_path, works)
     unknown = splits.filter(~pl.col("holder_id").is_in(list(holders)))
