@@ -20,13 +20,17 @@ end (conservation.assert_conserved).
 The files, which exports read back in their documented orders:
 - `level1/NNNNNN.parquet`: one per contract, in contract order, each sorted by
   ALLOCATION_KEY (nulls last), so that read in file order level 1 is sorted;
-- `lines/NNNNNN.parquet`: one per contract, in (licensee, contract) order, each
-  sorted by LINE_KEY, so that read in file order the lines are in line order;
+- `lines/NNNNNN.parquet`: one per contract, NNNNNN its place in (licensee, contract)
+  order, each sorted by LINE_KEY, so that read in file order the lines are in line order;
 - `lines/NNNNNN-PPPPPP.parquet`: the lines of contract NNNNNN in range PPPPPP of
   holders (ranges of about LINE_PARTITION_ROWS lines), sorted by LINE_KEY, so that
   a range's pieces read in (licensee, contract) order hold every line of its
   holders, each holder's in line order (statements read them: filtering the whole
-  lines by a range of holders read all of them, once per range).
+  lines by a range of holders read all of them, once per range);
+- `gross/NNNNNN.parquet` (NNNNNN in contract order): a contract's lines before
+  withholding, and `lines/withholding-NNNNNN-PPPPPP.parquet` (NNNNNN in line order):
+  the withholding of its lines whose holders, in range PPPPPP of those who owe some,
+  owe it; both deleted once the contract's lines are finished.
 
 A contract's lines come out of level 2 in LINE_KEY order, because its work amounts
 are sorted by work and a work's holder parts by holder: they are written once, in
