@@ -298,7 +298,7 @@ def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distr
     each range of holders as NNNNNN-PPPPPP.parquet."""
     folder.mkdir()
     owed = distribute.withholding_totals(holder_sums, rates.withholding).filter(pl.col("withholding_total") > 0)
-    spread = withholding_spread(gross_files, holder_sums.join(owed, on=["holder_id", "currency"]), folder)
+    spread = withholding_spread(gross_files, owed, folder)
     ranges = holder_ranges(holder_sums.group_by("holder_id").agg(pl.col("lines").sum()))
     starts = pl.Series([first for first, _ in ranges], dtype=holder_sums["holder_id"].dtype)
     files, pieces, totals, count, problems = [], [[] for _ in ranges], [], 0, []
@@ -322,8 +322,8 @@ def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distr
 
 
 def withholding_spread(gross_files: list[Path], owed: pl.DataFrame, folder: Path) -> dict[int, list[Path]]:
-    """Each line's withholding where its holder owes some (`owed`: holder_id, currency,
-    lines, withholding_total > 0), spread over the holder's lines in every contract, a
+    """Each line's withholding where its holder owes some (`owed`: withholding_totals
+    > 0, with the holder's lines), spread over the holder's lines in every contract, a
     range of such holders at a time. Returns per contract (its index in `gross_files`)
     the files of its withheld lines: their row in its file (`_row`) and `withholding`."""
     if owed.height == 0:
@@ -333,8 +333,7 @@ def withholding_spread(gross_files: list[Path], owed: pl.DataFrame, folder: Path
     found: dict[int, list[Path]] = {}
     for part, (first, last) in enumerate(holder_ranges(owed.group_by("holder_id").agg(pl.col("lines").sum()))):
         holders = owed.filter(pl.col("holder_id").is_between(first, last))
-        taxed = lines.filter(pl.col("holder_id").is_between(first, last)
-                             & pl.col("holder_id").is_in(holders["holder_id"].implode())).collect()
+        taxed = lines.filter(pl.col("holder_id").is_in(holders["holder_id"].implode())).collect()
         spread = distribute.spread_withholding(taxed, holders.select("holder_id", "currency", "withholding_total"))
         for (contract,), rows in spread.select("_contract", "_row", "withholding").partition_by(
                 "_contract", as_dict=True).items():
