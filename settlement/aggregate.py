@@ -413,7 +413,9 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         partials, shares = [], []
         rows = counted_rows(spill, codes, extra)
         for sums_of_part in group_partitions(rows, codes, counting, Path(folder)):
-            groups = codes.decoded(sums_of_part).join(names, on="file_index").drop("file_index")
+            # the file's name put in place by its index: a join copied every column of the groups
+            groups = codes.decoded(sums_of_part).with_columns(
+                pl.lit(names["file"]).gather(pl.col("file_index")).alias("file")).drop("file_index")
             del sums_of_part
             shares.append(groups.group_by(pl.col("licensee_id").cast(pl.String))
                           .agg(pl.col("attribution_nanos").sum().alias("shares")))

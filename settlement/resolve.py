@@ -181,7 +181,15 @@ def scope(groups: pl.DataFrame, contracts: list, by_work: bool) -> pl.DataFrame:
     combos = keyed.unique("_scope")
     matched = match_contracts(as_text(combos), contracts)
     found = combos.select("_scope").with_columns(matched["contract_id"], matched["scope_reason"])
-    return groups.with_columns(keyed["_scope"]).join(found, on="_scope", how="left").drop("_scope")
+    return groups.with_columns(looked_up(keyed["_scope"], found, "_scope"))
+
+
+def looked_up(keys: pl.Series, found: pl.DataFrame, key: str) -> list[pl.Series]:
+    """The columns of `found` (unique by `key`) for each of `keys`, in their order, null where
+    `found` has none: new columns for a partition of groups, where joining the partition
+    itself copied every column of its millions of groups (the run's memory peaked there)."""
+    columns = keys.to_frame(key).join(found, on=key, how="left", maintain_order="left")
+    return columns.drop(key).get_columns()
 
 
 def with_versions(groups: pl.DataFrame, catalogue, segment_count: int) -> pl.DataFrame:
@@ -192,7 +200,7 @@ def with_versions(groups: pl.DataFrame, catalogue, segment_count: int) -> pl.Dat
     places = keyed.filter(pl.col("work_id").is_not_null()).unique("_place")
     found = (places.join(catalogue.versions, on="work_id").filter(in_force("segment_start"))
              .select("_place", pl.col("version").cast(catalogue.version_type)))
-    return groups.with_columns(keyed["_place"]).join(found, on="_place", how="left").drop("_place")
+    return groups.with_columns(looked_up(keyed["_place"], found, "_place"))
 
 
 def with_consent(groups: pl.DataFrame, catalogue, consent_required: bool) -> pl.DataFrame:
@@ -226,7 +234,8 @@ def classify(groups: pl.DataFrame, catalogue, contracts: list, consent_required:
     """Give every usage group its status, reason, contract and split version (Enums;
     `work_key` is not made here: see `work_key`)."""
     by_work = repertoire_matters(contracts)  # a repertoire names works or kinds: scope depends on the work
-    groups = groups.join(segments, on="segment", how="left")
+    starts = segments.sort("segment")["segment_start"]  # segment n is the n-th: put in place by it
+    groups = groups.with_columns(pl.lit(starts).gather(pl.col("segment")).alias("segment_start"))
     groups = scope(with_kind(groups, catalogue) if by_work else groups, contracts, by_work)
     groups = with_versions(groups, catalogue, segments.height)
     groups = with_consent(groups, catalogue, consent_required)
