@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import settlement  # noqa: F401 (first: it sets polars' allocator, as the `settle` command does)
 from contracts import loading
 from settlement import aggregate, exports, ledger, price, run
 from settlement.intake import Period
