@@ -53,15 +53,17 @@ SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_
 TEXT_KEY = ["licensee_id", "model_id", "work_ref", "use_type", "unit", "territory"]
 SLICE_ROWS = 1_000_000  # Parquet rows validated at once (see validate_to_spill)
 KEY_BITS = 64  # the packed group key (see GroupCodes)
-# counted rows per partition of the group sums (see group_partitions); at 100M rows the run
-# peaked at 7.6 GiB in 20 partitions and at 10.1 GiB in 10, about 20 s faster
-PARTITION_ROWS = 5_000_000
+# counted rows per partition of the group sums (see group_partitions): at 100M rows, in 40
+# partitions, classification peaked at 3.92 GiB against 4.49 GiB in 20, in the same time
+PARTITION_ROWS = 2_500_000
 NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
                        "expected", "copy"]
 # what pass 2 reads of its candidates: their place, record key and content (valid rows:
 # their reason columns are null)
+FEW_VALUES = ["licensee_id", "model_id", "use_type", "unit", "territory"]  # text with a few distinct values
 CANDIDATE_COLUMNS = ["file_index", "row", "record_id", "licensee_id", *intake.CONTENT_COLUMNS]
 RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
+CANDIDATE_PARTITION_ROWS = 1_000_000  # candidate rows per partition of pass 2's re-sends (see not_counted)
 T = TypeVar("T")
 
 
@@ -364,31 +366,60 @@ def compacted(frame: pl.DataFrame) -> pl.DataFrame:
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
                 identifiers: pl.DataFrame) -> pl.DataFrame:
-    """The candidates' rows, settled exactly: every valid row that does not count.
+    """The candidates' rows, settled exactly: every valid row that does not count, by file and row.
 
     Candidates are found by a filter on stored columns only, which the Parquet
     reader applies before decoding the rest of a row (a computed hash or a join
     in the filter decoded every column of every row first: 5 GB at 100M rows).
     Over-attributed outputs are matched by licensee and by output id separately,
     so an output of another over-attributing licensee with the same id may come
-    along: it is settled exactly too, since all of its rows come along with it."""
+    along: it is settled exactly too, since all of its rows come along with it.
+
+    Re-sends are settled in partitions of the record hash (every copy of a record
+    has its hash), CANDIDATE_PARTITION_ROWS candidates each: comparing each copy
+    with its kept copy gathers every content column, and at 100M rows settling all
+    3.9M candidates at once took 2.8 GiB. Attribution is checked after, across
+    partitions, on what each kept: its rows that do not count and every row of
+    a possibly over-attributed output."""
     refused = identifiers.filter(pl.col("ref_reason").is_not_null())
+    over = (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
+            & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
     scan = pl.scan_parquet(spill)
     schema = scan.collect_schema()
     candidates = (scan
                   .filter(pl.col("reason").is_null()
-                          & (pl.col("record_hash").is_in(by_record["record_hash"].implode())
-                             | (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
-                                & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
+                          & (pl.col("record_hash").is_in(by_record["record_hash"].implode()) | over
                              | pl.col("work_ref").is_in(refused["work_ref"].implode())))
-                  .select(*(copied(c) if schema[c] == pl.String else c for c in CANDIDATE_COLUMNS),
-                          *(pl.lit(None, dtype=pl.String).alias(c) for c in ("reason", "field", "value", "expected")))
+                  .select(*(candidate(c, schema[c]) for c in CANDIDATE_COLUMNS), "record_hash")
                   .collect())
-    # only the refused identifiers are looked up: all of them (millions) took three to five times as long
-    checked = intake.with_identifier_reasons(candidates, refused)
-    settled = intake.attribution_checked(intake.deduplicated(checked.lazy())).collect()
+    parts = partitions_for(candidates.height, CANDIDATE_PARTITION_ROWS)
+    settled = pl.concat([resends_settled(candidates.filter(pl.col("record_hash") % parts == part), refused, over)
+                         for part in range(parts)])
+    del candidates
+    checked = intake.attribution_checked(settled.lazy()).filter(pl.col("copy").fill_null("quarantined") != "kept")
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
-    return compacted(settled.filter(pl.col("copy").fill_null("quarantined") != "kept").select(NOT_COUNTED_COLUMNS))
+    return compacted(checked.select(NOT_COUNTED_COLUMNS).sort("file_index", "row")
+                     .with_columns(pl.col("licensee_id").cast(pl.String)).collect())
+
+
+def candidate(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A candidate's column as pass 2 holds it: text copied out of the scan's buffers (see
+    `copied`), and the key's few-valued text as Categoricals, 4 bytes a row instead of 16."""
+    if column in FEW_VALUES:
+        return pl.col(column).cast(pl.Categorical)
+    return copied(column) if dtype == pl.String else pl.col(column)
+
+
+def resends_settled(candidates: pl.DataFrame, refused: pl.DataFrame, over: pl.Expr) -> pl.DataFrame:
+    """Candidates holding every copy of their records, with refused identifiers and re-sends
+    settled: the rows that do not count, and every row of a possibly over-attributed output
+    (whose kept copies its attribution check sums)."""
+    reasons = [pl.lit(None, dtype=pl.String).alias(c) for c in ("reason", "field", "value", "expected")]
+    # only the refused identifiers are looked up: all of them (millions) took three to five times as long
+    checked = intake.with_identifier_reasons(candidates.with_columns(reasons), refused)
+    return (intake.deduplicated(checked.lazy())
+            .filter((pl.col("copy").fill_null("quarantined") != "kept") | over.fill_null(False))
+            .select(*NOT_COUNTED_COLUMNS, "attribution_nanos").collect())
 
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
