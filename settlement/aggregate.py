@@ -328,10 +328,19 @@ def resent_hashes(valid: pl.LazyFrame, count: int) -> pl.DataFrame:
 def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFrame) -> pl.LazyFrame:
     """The valid rows that count, as their coded key and what is summed: the rows pass 2
     settled as not counting are left out by their (file, row), so no group is ever summed
-    and then corrected (that took a second copy of every group)."""
+    and then corrected (that took a second copy of every group). They are left out by
+    their place as one integer in a set, not by an anti-join: at 100M rows the join's
+    rows waited in memory for the key's codes, and writing the keyed rows peaked 1.1 GiB
+    higher."""
     valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
-    counting = valid.join(not_counting.select("file_index", "row").lazy(), on=["file_index", "row"], how="anti")
+    places = not_counting.select(place(pl.col("file_index"), pl.col("row"))).to_series()
+    counting = valid.filter(~place(pl.col("file_index"), pl.col("row")).is_in(places.implode()))
     return counting.select(*codes.key(), "units_count", "attribution_nanos")
+
+
+def place(file_index: pl.Expr, row: pl.Expr) -> pl.Expr:
+    """A row's place in the usage, (file, row), as one integer (rows of a file are < 2**40)."""
+    return (file_index.cast(pl.UInt64) * (1 << 40) + row.cast(pl.UInt64)).alias("place")
 
 
 def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
