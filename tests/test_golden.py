@@ -130,6 +130,26 @@ def test_outputs_do_not_depend_on_the_holder_partitions(tmp_path, monkeypatch, l
     assert output_files(tmp_path / "out") == output_files(GOLDEN)
 
 
+@pytest.mark.parametrize("shared_rows", [0, 200])
+def test_outputs_do_not_depend_on_which_contracts_are_allocated_alone(tmp_path, monkeypatch, shared_rows):
+    """Contracts with more priced rows than SHARED_CONTRACT_ROWS are allocated one at a time before the
+    others (all of them, or only some): every golden file is the same, byte for byte."""
+    from contracts.loading import load_inputs
+    from settlement import exports, ledger
+    from settlement.intake import Period
+    from settlement.run import settle
+
+    monkeypatch.setattr(ledger, "SHARED_CONTRACT_ROWS", shared_rows)
+    counted, rows = [], ledger.PricedByContract.rows
+    monkeypatch.setattr(ledger.PricedByContract, "rows", lambda self, contract: counted.append(rows(self, contract))
+                        or counted[-1])
+    settlement = settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK)
+    exports.export(settlement, tmp_path / "out")
+    alone = [count > shared_rows for count in counted]
+    assert any(alone) and (all(alone) if shared_rows == 0 else not all(alone)), counted
+    assert output_files(tmp_path / "out") == output_files(GOLDEN)
+
+
 def test_closing_a_settlement_deletes_its_ledger_files():
     """The ledger's temporary files (gigabytes at scale) exist while the settlement is open
     and are gone once the `with` block closes it."""
