@@ -58,11 +58,12 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 PARTITION_ROWS = 2_500_000
 NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
                        "expected", "copy"]
+FEW_VALUES = ["licensee_id", "model_id", "use_type", "unit", "territory"]  # text with a few distinct values
 # what pass 2 reads of its candidates: their place, record key and content (valid rows:
 # their reason columns are null)
-FEW_VALUES = ["licensee_id", "model_id", "use_type", "unit", "territory"]  # text with a few distinct values
 CANDIDATE_COLUMNS = ["file_index", "row", "record_id", "licensee_id", *intake.CONTENT_COLUMNS]
 RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
+NOT_KEPT = pl.col("copy").fill_null("quarantined") != "kept"  # a valid row that does not count
 CANDIDATE_PARTITION_ROWS = 1_000_000  # candidate rows per partition of pass 2's re-sends (see not_counted)
 T = TypeVar("T")
 
@@ -333,14 +334,9 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
     rows waited in memory for the key's codes, and writing the keyed rows peaked 1.1 GiB
     higher."""
     valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
-    places = not_counting.select(place(pl.col("file_index"), pl.col("row"))).to_series()
-    counting = valid.filter(~place(pl.col("file_index"), pl.col("row")).is_in(places.implode()))
+    places = not_counting.select(intake.place()).to_series()
+    counting = valid.filter(~intake.place().is_in(places.implode()))
     return counting.select(*codes.key(), "units_count", "attribution_nanos")
-
-
-def place(file_index: pl.Expr, row: pl.Expr) -> pl.Expr:
-    """A row's place in the usage, (file, row), as one integer (rows of a file are < 2**40)."""
-    return (file_index.cast(pl.UInt64) * (1 << 40) + row.cast(pl.UInt64)).alias("place")
 
 
 def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
@@ -405,7 +401,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     settled = pl.concat([resends_settled(candidates.filter(pl.col("record_hash") % parts == part), refused, over)
                          for part in range(parts)])
     del candidates
-    checked = intake.attribution_checked(settled.lazy()).filter(pl.col("copy").fill_null("quarantined") != "kept")
+    checked = intake.attribution_checked(settled.lazy()).filter(NOT_KEPT)
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
     return compacted(checked.select(NOT_COUNTED_COLUMNS).sort("file_index", "row")
                      .with_columns(pl.col("licensee_id").cast(pl.String)).collect())
@@ -427,7 +423,7 @@ def resends_settled(candidates: pl.DataFrame, refused: pl.DataFrame, over: pl.Ex
     # only the refused identifiers are looked up: all of them (millions) took three to five times as long
     checked = intake.with_identifier_reasons(candidates.with_columns(reasons), refused)
     return (intake.deduplicated(checked.lazy())
-            .filter((pl.col("copy").fill_null("quarantined") != "kept") | over.fill_null(False))
+            .filter(NOT_KEPT | over.fill_null(False))
             .select(*NOT_COUNTED_COLUMNS, "attribution_nanos").collect())
 
 

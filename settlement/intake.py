@@ -307,6 +307,12 @@ def with_identifier_reasons(rows: pl.DataFrame, identifiers: pl.DataFrame) -> pl
     ).drop("_ref_reason")
 
 
+def place() -> pl.Expr:
+    """A row's place in the usage, (file, row), as one integer that orders as the pair
+    does (a file's rows are numbered below 2**40)."""
+    return pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("row").cast(pl.Int64)
+
+
 def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or (content differs) quarantined.
 
@@ -316,7 +322,7 @@ def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
     times the rows' own memory at 100M rows; sorting them by the key's text took a minute.)"""
     key = ["licensee_id", "record_id"]
     valid = pl.col("reason").is_null()
-    position = pl.when(valid).then(pl.col("file_index").cast(pl.Int64) * (1 << 40) + pl.col("row").cast(pl.Int64))
+    position = pl.when(valid).then(place())
     is_kept = pl.col("_position") == pl.col("_first")  # null for invalid rows
     same_content = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).gather(pl.col("_kept")))
                                      for c in CONTENT_COLUMNS)

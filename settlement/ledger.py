@@ -195,14 +195,15 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
     for name in ("level1", "gross"):
         (root / name).mkdir()
     holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)
-    allocated = lambda index, charge: allocated_contract(
-        index, charge, charge_rows.filter(pl.col("contract_id") == charge.contract.contract_id), inputs, period,
-        priced, holders, types, rates, root)
-    large = [priced.rows(charge.contract.contract_id) > SHARED_CONTRACT_ROWS for charge in contracts]
-    done = {index: allocated(index, charge) for index, charge in enumerate(contracts) if large[index]}
-    shared = [index for index in range(len(contracts)) if not large[index]]
+    allocated = lambda index: allocated_contract(
+        index, contracts[index], charge_rows.filter(pl.col("contract_id") == contracts[index].contract.contract_id),
+        inputs, period, priced, holders, types, rates, root)
+    large = {index for index, charge in enumerate(contracts)
+             if priced.rows(charge.contract.contract_id) > SHARED_CONTRACT_ROWS}
+    shared = [index for index in range(len(contracts)) if index not in large]
+    done = {index: allocated(index) for index in sorted(large)}
     with ThreadPoolExecutor(ALLOCATION_THREADS) as pool:
-        done.update(zip(shared, pool.map(allocated, shared, [contracts[index] for index in shared])))
+        done.update(zip(shared, pool.map(allocated, shared)))
     done = [done[index] for index in range(len(contracts))]
     schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
     sums_schema = {"holder_id": types.holder.dtype, "currency": types.currency, "after_commission": MONEY,
