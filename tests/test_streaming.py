@@ -56,15 +56,17 @@ def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(messy_rows(), min_size=1, max_size=3), slice_rows=st.sampled_from((1, 4, 1_000_000)),
        key_bits=st.sampled_from((64, 0)), partition_rows=st.sampled_from((1, 3, 10_000_000)),
-       record_rows=st.sampled_from((2, 25_000_000)), candidate_rows=st.sampled_from((1, 3, 1_000_000)))
+       record_rows=st.sampled_from((2, 25_000_000)), candidate_rows=st.sampled_from((1, 3, 1_000_000)),
+       ref_by_hash=st.booleans())
 def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, files, slice_rows, key_bits,
-                                                          partition_rows, record_rows, candidate_rows):
+                                                          partition_rows, record_rows, candidate_rows, ref_by_hash):
     """Every group sum, every group's work and every quarantine reason agree between the two-pass streaming
     path and a direct one, however Parquet files are sliced for validation, with the group key packed or not,
     and however many partitions the group sums, the re-send search and the settling of re-sends are computed
     in (no group is split between two: a work's groups share a partition, whichever identifiers name it; nor
     is a record's copies, nor an output's rows for its attribution check); with two licensees, so that
-    outputs of one id under both occur."""
+    outputs of one id under both occur; with each row's reference code found by its hash or, as when two
+    references share a hash, by its text."""
     folder = write_inputs(tmp_path_factory.mktemp("in"), holders=[holder("a"), holder("b")], licensees=LICENSEES,
                           works=[work("W1", identifiers="ISWC:T-034.524.680-1"), work("W2"), work("W3")],
                           splits=split("W1", {"a": "1/3", "b": "2/3"}, valid_to="2026-10-16")
@@ -79,6 +81,9 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
     defaults = [getattr(aggregate, name) for name in settings_]
     for name, value in zip(settings_, (slice_rows, key_bits, partition_rows, record_rows, candidate_rows)):
         setattr(aggregate, name, value)
+    by_hash = aggregate.GroupCodes.ref_hashes
+    if not ref_by_hash:
+        aggregate.GroupCodes.ref_hashes = property(lambda codes: None)
     try:
         streamed = aggregate.aggregate_usage(inputs.usage_files, folder, PERIOD, list(inputs.licensees),
                                              inputs.catalogue.ambiguous["ref"].to_list(), cuts,
@@ -86,6 +91,7 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
     finally:
         for name, value in zip(settings_, defaults):
             setattr(aggregate, name, value)
+        aggregate.GroupCodes.ref_hashes = by_hash
     expected_groups, expected_quarantine = reference_groups(inputs, cuts)
     key = ["file", *[k for k in aggregate.GROUP_KEY if k != "file_index"], "work_id"]
     names = {i: intake.display_name(p, folder) for i, p in enumerate(inputs.usage_files)}
