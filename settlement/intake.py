@@ -203,16 +203,31 @@ def checks(period: Period, licensees: list[str]) -> list[tuple[str, str, pl.Expr
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """RFC 3339 in UTC (`Z` or `+00:00`), null for anything else.
+    """RFC 3339 in UTC (`Z` or `+00:00`), null for anything else."""
+    return timestamp_completed(text, common_timestamp(text))
 
-    Whole seconds are parsed by polars' fixed-format fast path; only what that
-    refuses is parsed again with fractional seconds (a general parse of every
-    row took twice as long). Neither caches: the cache hashes every string."""
-    zulu = pl.when(text.str.ends_with("+00:00")).then(pl.concat_str(text.str.head(-6), pl.lit("Z"))).otherwise(text)
-    parse = lambda texts, fraction: texts.str.to_datetime(f"%Y-%m-%dT%H:%M:%S{fraction}Z", strict=False,
-                                                          time_unit="us", time_zone="UTC", cache=False)
-    whole = parse(zulu, "")
-    return pl.coalesce(whole, parse(pl.when(whole.is_null()).then(zulu), "%.f"))
+
+def common_timestamp(text: pl.Expr) -> pl.Expr:
+    """The common forms of RFC 3339 in UTC, whole seconds with `Z` or `+00:00` (20 or 25
+    bytes), parsed from their first 19 characters by polars' fixed-format fast path; null
+    for anything else (timestamp_completed parses the rest)."""
+    length = text.str.len_bytes()
+    common = ((length == 20) & text.str.ends_with("Z")) | ((length == 25) & text.str.ends_with("+00:00"))
+    return pl.when(common).then(text.str.slice(0, 19)).str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us", time_zone="UTC", cache=False)
+
+
+def timestamp_completed(text: pl.Expr, common: pl.Expr) -> pl.Expr:
+    """`common` (common_timestamp of `text`), with what it left null parsed by the general
+    parse with optional fractional seconds, `+00:00` made `Z`. Validation computes `common`
+    as a column of its own first, so that both read it: for 5M rows of a generated month
+    (5% with milliseconds), 0.44 CPU seconds against 0.94-0.97 s when every row was
+    rewritten to `Z` and parsed with whole seconds, then what that refused with fractions.
+    Neither parse caches: the cache hashes every string."""
+    rest = pl.when(common.is_null()).then(text)
+    zulu = pl.when(rest.str.ends_with("+00:00")).then(pl.concat_str(rest.str.head(-6), pl.lit("Z"))).otherwise(rest)
+    general = zulu.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us", time_zone="UTC", cache=False)
+    return pl.coalesce(common, general)
 
 
 def attribution_nanos(text: pl.Expr) -> pl.Expr:
@@ -237,8 +252,9 @@ def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.La
     stripped = [c for c in USAGE_COLUMNS if c != "header"]
     rows = rows.with_columns(raw_hash.alias("row_hash")).with_columns(
         pl.col(stripped).str.strip_chars()).with_columns(
-        parse_timestamp(pl.col("occurred_at")).alias("_occurred"),
-        pl.col("units").cast(pl.Int64, strict=False).alias("_units"))
+        common_timestamp(pl.col("occurred_at")).alias("_occurred"),
+        pl.col("units").cast(pl.Int64, strict=False).alias("_units")).with_columns(
+        timestamp_completed(pl.col("occurred_at"), pl.col("_occurred")).alias("_occurred"))
     # Each check runs once: the index of the first failing one, then lookups.
     first = pl.coalesce(*(pl.when(bad).then(pl.lit(i, dtype=pl.UInt8)) for i, (_, _, bad, _) in enumerate(table)))
     lookup = lambda part: pl.col("_check").replace_strict({i: entry[part] for i, entry in enumerate(table)},

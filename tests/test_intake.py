@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import polars as pl
@@ -65,21 +66,20 @@ TIMESTAMP_PARTS = {  # each field's usual value and variants that are wrong, odd
 }
 
 
-@given(st.lists(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in TIMESTAMP_PARTS.items()}),
-                min_size=1, max_size=50))
-@settings(max_examples=60, deadline=None)
-def test_timestamps_parse_as_one_general_parse_would(parts):
-    """The whole-seconds fast path, then the parse with fractions, accept and refuse exactly
-    what a single parse with optional fractional seconds does, to the microsecond."""
+def test_timestamps_parse_as_one_general_parse_would():
+    """The fast path for the common forms, then the general parse for what it leaves, accept
+    and refuse exactly what a single parse with optional fractional seconds does, to the
+    microsecond, for every combination of the parts above (918,000 texts: samples of them
+    missed texts of a common form's length that only the general parse reads)."""
     from settlement.intake import parse_timestamp
 
-    texts = [f"{p['year']}-{p['month']}-{p['day']}{p['sep']}{p['hour']}:{p['minute']}:{p['second']}{p['tail']}"
-             for p in parts]
+    texts = [f"{year}-{month}-{day}{sep}{hour}:{minute}:{second}{tail}"
+             for year, month, day, sep, hour, minute, second, tail in itertools.product(*TIMESTAMP_PARTS.values())]
     general = (pl.col("t").str.replace(r"\+00:00$", "Z")
                .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us", time_zone="UTC"))
-    frame = pl.DataFrame({"t": texts}).select(parse_timestamp(pl.col("t")).to_physical().alias("got"),
+    frame = pl.DataFrame({"t": texts}).select("t", parse_timestamp(pl.col("t")).to_physical().alias("got"),
                                               general.to_physical().alias("want"))  # year 0 is no Python date
-    assert frame["got"].to_list() == frame["want"].to_list(), texts
+    assert frame.filter(~pl.col("got").eq_missing(pl.col("want"))).head(5).to_dicts() == []
 
 
 def test_parquet_windows_number_rows_as_the_whole_file(tmp_path, monkeypatch):
