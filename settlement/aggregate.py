@@ -58,7 +58,7 @@ KEY_BITS = 64  # the packed group key (see GroupCodes)
 PARTITION_ROWS = 2_500_000
 NOT_COUNTED_COLUMNS = ["file_index", "row", "record_id", "licensee_id", "output_id", "reason", "field", "value",
                        "expected", "copy"]
-FEW_VALUES = ["licensee_id", "model_id", "use_type", "unit", "territory"]  # text with a few distinct values
+FEW_VALUES = [c for c in TEXT_KEY if c != "work_ref"]  # the key's text with a few distinct values
 # what pass 2 reads of its candidates: their place, record key and content (valid rows:
 # their reason columns are null)
 CANDIDATE_COLUMNS = ["file_index", "row", "record_id", "licensee_id", *intake.CONTENT_COLUMNS]
