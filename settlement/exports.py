@@ -65,11 +65,12 @@ def amount_type(s: Settlement) -> pl.DataType:
 def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False, enums: bool = False) -> pl.LazyFrame:
     """The lines as their CSV shows them: keys as strings, amounts as decimal strings
     (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them).
-    `enums`: the small keys left as Enums, for the CSV writer, which writes an Enum as
-    its text, and the Parquet writer, which writes it dictionary-encoded (keys.decoded)."""
+    `enums`: for a writer, the small keys left as Enums, which the CSV writer writes as
+    their text and the Parquet writer dictionary-encoded (keys.decoded), and the amounts
+    as Decimals where it writes them as their text (minor_expr)."""
     listed, exact = currencies(s), amount_type(s)
     amounts = ([pl.col(a).cast(pl.Int64).alias(f"{a}_minor") for a in AMOUNTS] if minor_units else
-               [minor_expr(pl.col(a), pl.col("currency"), listed, exact).alias(a) for a in AMOUNTS])
+               [minor_expr(pl.col(a), pl.col("currency"), listed, exact, text=not enums).alias(a) for a in AMOUNTS])
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
@@ -291,12 +292,12 @@ def write_reports(s: Settlement, out: Path) -> dict[str, str]:
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight
     (the ledger keeps it sorted by contract, term, work key, use type and version). Its
-    small keys stay Enums, for the CSV writer (keys.decoded)."""
+    small keys stay Enums and its amounts Decimals, for the CSV writer (line_table)."""
     contracts = currency_of.with_columns(pl.col("contract_id").cast(s.ledger.types.contract))
     return (decoded(s.ledger.level1, s.ledger.types, enums=True)
             .join(contracts.lazy(), on="contract_id", how="left", maintain_order="left")
-            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s), amount_type(s))
-                          .alias("amount"),
+            .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s), amount_type(s),
+                                     text=False).alias("amount"),
                           pl.col("weight").cast(pl.String))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
                     "currency", "amount"))

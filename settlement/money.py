@@ -68,23 +68,30 @@ def format_fraction(value: Fraction, places: int = 12) -> str:
 
 
 def minor_expr(amount: pl.Expr, currency: pl.Expr, currencies: list[str] | None = None,
-               exact: pl.DataType = MONEY) -> pl.Expr:
+               exact: pl.DataType = MONEY, text: bool = True) -> pl.Expr:
     """Vectorised `format_minor` over a frame whose rows may mix currencies. `currencies`
     (those that can occur) narrows the work to their exponents: with one exponent there
     is no per-row lookup. `exact`: Int64 when the caller knows every amount fits in it.
-    Such amounts are rendered as Decimals (minor units divided by 10**digits, exactly: the
-    quotient has the Decimal's own scale), which polars writes as text in half the time of
+    Such amounts are rendered as Decimals (minor units times 10**-digits, exactly: the
+    product has the scale `digits`), which polars writes as text in half the time of
     the integer arithmetic below (writing 38M amounts to CSV took 1.9 s against 5.1 s);
-    the scaled dividend, at most 2**63 * 10**(2 * digits), is far inside a Decimal's 38
-    digits. Larger amounts take the integer arithmetic, in Int128."""
+    the product, below 2**63 in magnitude, is far inside a Decimal's 38 digits. Larger
+    amounts take the integer arithmetic, in Int128.
+
+    `text=False`, for a CSV writer: where every row has the same exponent and `exact` is
+    Int64, the amount as that Decimal, or integer, which the writer writes as the same
+    text; formatted there, not cast to a column of strings first, 10M rows' four amounts
+    took 1.6-1.8 CPU seconds to write against 3.1-3.2."""
     exponents = sorted({exponent(c) for c in currencies} if currencies else set(CURRENCY_EXPONENTS.values()))
 
     def formatted(digits: int) -> pl.Expr:
+        as_written = not text and len(exponents) == 1
         if digits == 0:
-            return amount.cast(exact).cast(pl.String)
+            return amount.cast(exact) if as_written else amount.cast(exact).cast(pl.String)
         if exact == pl.Int64:
-            decimal = pl.Decimal(38, digits)
-            return (amount.cast(decimal) / pl.lit(10**digits).cast(decimal)).cast(pl.String)
+            unit = pl.lit(f"0.{'0' * (digits - 1)}1").str.to_decimal(scale=digits)  # 10**-digits
+            decimal = amount.cast(exact).cast(pl.Decimal(38, 0)) * unit
+            return decimal if as_written else decimal.cast(pl.String)
         magnitude, scale = amount.cast(exact).abs(), pl.lit(10**digits, dtype=exact)
         sign = pl.when(amount < 0).then(pl.lit("-")).otherwise(pl.lit(""))
         return pl.concat_str(sign, (magnitude // scale).cast(pl.String), pl.lit("."),

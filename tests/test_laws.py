@@ -316,15 +316,19 @@ def test_to_minor_and_format_minor_agree_with_decimal(text, currency, negative):
        currency=st.sampled_from(gen.CURRENCIES), small=st.booleans())
 def test_vectorised_formatting_agrees_with_format_minor_in_either_integer_type(amounts, currency, small):
     """Law 1: the exports' column formatting writes each amount as format_minor does, whether
-    its digits are taken in Int64 (when the run's amounts fit) or in Int128."""
+    its digits are taken in Int64 (when the run's amounts fit) or in Int128, as text or as
+    the CSV writer writes the column it gives the writer."""
     if small:
         amounts = [amount % 10**18 * (1 if amount >= 0 else -1) for amount in amounts]
     exact = exact_type((max(abs(amount) for amount in amounts),))
     if small:
         assert exact == pl.Int64
     frame = pl.DataFrame({"amount": amounts, "currency": currency}, schema={"amount": pl.Int128, "currency": pl.String})
+    expected = [format_minor(amount, currency) for amount in amounts]
     written = frame.select(minor_expr(pl.col("amount"), pl.col("currency"), [currency], exact)).to_series()
-    assert written.to_list() == [format_minor(amount, currency) for amount in amounts]
+    assert written.to_list() == expected
+    for_writer = frame.select(minor_expr(pl.col("amount"), pl.col("currency"), [currency], exact, text=False))
+    assert for_writer.write_csv(line_terminator="\n", include_header=False) == "".join(f"{e}\n" for e in expected)
 
 
 # --------------------------------------------------------------------------- 3. conservation
