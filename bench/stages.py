@@ -27,17 +27,21 @@ from settlement.intake import Period
 
 CLOCK = "2026-11-05T09:00:00Z"
 PAGE = os.sysconf("SC_PAGE_SIZE")
-STAGES = [  # (module, function, what it is), in run order
+STAGES = [  # (module or class, function, what it is), in run order; "of which": inside the stage above
     (loading, "load_inputs", "load inputs (contracts, catalogue, splits)"),
     (aggregate, "validate_to_spill", "validation into the spill"),
     (aggregate, "group_codes", "codes of the key's text columns"),
     (aggregate, "first_pass", "pass 1: counts, quarantine, re-send hashes"),
     (aggregate, "not_counted", "pass 2: settling the candidate rows"),
     (aggregate, "group_partitions", "group sums, partitioning included"),
+    (aggregate.GroupCodes, "decoded", "group keys decoded, per partition"),
     (run, "classified_partition", "classification and its sums"),
     (price, "price_all", "pricing"),
+    (ledger.PricedByContract, "written", "priced sums written per contract"),
     (ledger, "allocated_by_contract", "allocation, levels 1 and 2"),
     (ledger, "distributed", "withholding, lines finished per contract"),
+    (ledger, "withholding_spread", "of which withholding's spread"),
+    (ledger, "check_written", "the ledger's files checked"),
     (exports, "write_lines", "lines.csv and lines.parquet"),
     (exports, "write_statements", "statements"),
     (exports, "write_reports", "reports"),
@@ -81,7 +85,7 @@ class Profile:
     def wrap(self, module, name: str, label: str) -> None:
         stage = self.stages.setdefault(name, Stage(label))
         function = getattr(module, name)
-        self.originals.append((module, name, function))
+        self.originals.append((module, name, vars(module)[name]))  # a class's staticmethod as it was
 
         def enter():
             stage.calls += 1

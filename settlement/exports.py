@@ -291,14 +291,18 @@ def write_reports(s: Settlement, out: Path) -> dict[str, str]:
 
 def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
     """Level 1 for auditors: each term's part per (work, use type, version), with its weight
-    (the ledger keeps it sorted by contract, term, work key, use type and version). Its
-    small keys stay Enums and its amounts Decimals, for the CSV writer (line_table)."""
-    contracts = currency_of.with_columns(pl.col("contract_id").cast(s.ledger.types.contract))
-    return (decoded(s.ledger.level1, s.ledger.types, enums=True)
-            .join(contracts.lazy(), on="contract_id", how="left", maintain_order="left")
+    (the ledger keeps it sorted by contract, term, work key, use type and version). For the
+    CSV writer, its small keys stay Enums, its amounts Decimals (line_table) and its weights
+    integers, which it writes as their text; each part's currency is its contract's, taken
+    by the contract's code, not joined: at 10M usage rows (11.6M parts) the file took
+    2.9-3.1 CPU seconds to write against 3.6 with the weights cast to text and a join."""
+    types = s.ledger.types
+    by_contract = dict(currency_of.iter_rows())
+    currency = pl.Series([by_contract.get(c) for c in types.contract.categories], dtype=types.currency)
+    return (decoded(s.ledger.level1, types, enums=True)
+            .with_columns(pl.lit(currency).gather(pl.col("contract_id").to_physical()).alias("currency"))
             .with_columns(minor_expr(pl.col("amount_minor"), pl.col("currency"), currencies(s), amount_type(s),
-                                     text=False).alias("amount"),
-                          pl.col("weight").cast(pl.String))
+                                     text=False).alias("amount"))
             .select("contract_id", "term_id", "work_key", "use_type", "version", "status", "reason", "weight",
                     "currency", "amount"))
 
