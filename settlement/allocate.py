@@ -17,7 +17,7 @@ from typing import Callable
 import polars as pl
 
 from settlement.intake import ATTRIBUTION_SCALE
-from settlement.keys import NO_BASE, KeyTypes, grouped, joined, sorted_by
+from settlement.keys import NO_BASE, KeyTypes, grouped, joined, run_sums, sorted_by
 from settlement.money import MONEY, largest_remainder
 from settlement.price import weight_scale
 
@@ -26,24 +26,25 @@ BASE_COLUMNS = ["contract_id", "term_id", "work_key", "use_type", "version", "st
 
 
 def usage_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
-    """Weighted usage units per (work, use type, version): units × the contract's use-type weight."""
+    """Weighted usage units per (work, use type, version): units × the contract's use-type weight.
+    `rows`, and so each base below, is sorted by BASE_KEY (level_one)."""
     _, weights = weight_scale(contract)
     weight = pl.col("use_type").replace_strict(weights, default=0, return_dtype=MONEY)
-    return rows.group_by(BASE_KEY, maintain_order=True).agg((pl.col("units") * weight).sum().alias("weight"))
+    return run_sums(rows, BASE_KEY, weight=pl.col("units") * weight)
 
 
 def attribution_base(rows: pl.DataFrame, contract) -> pl.DataFrame:
     """Output use by attribution share; outputs without attribution count at their weighted units."""
     _, weights = weight_scale(contract)
     fallback = weights.get("output", 0)
-    return rows.filter(pl.col("use_type") == "output").group_by(BASE_KEY, maintain_order=True).agg(
-        (pl.col("attributed_nanos").fill_null(0) * fallback
-         + pl.col("unattributed_units").fill_null(0) * ATTRIBUTION_SCALE * fallback).sum().alias("weight"))
+    return run_sums(rows.filter(pl.col("use_type") == "output"), BASE_KEY, weight=(
+        pl.col("attributed_nanos").fill_null(0) * fallback
+        + pl.col("unattributed_units").fill_null(0) * ATTRIBUTION_SCALE * fallback))
 
 
 def per_unit_base(rows: pl.DataFrame, use_type: str, unit: str) -> pl.DataFrame:
     rows = rows.filter((pl.col("use_type") == use_type) & (pl.col("unit") == unit))
-    return rows.group_by(BASE_KEY, maintain_order=True).agg(pl.col("units").sum().alias("weight"))
+    return run_sums(rows, BASE_KEY, weight=pl.col("units"))
 
 
 def equal_base(works: pl.DataFrame, use_type: str, types: KeyTypes) -> pl.DataFrame:

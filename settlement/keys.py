@@ -191,6 +191,24 @@ def grouped(frame: pl.DataFrame, columns: list[str], *aggregations: pl.Expr) -> 
     return frame.group_by(key.alias("_key")).agg(pl.col(columns).first(), *aggregations).drop("_key")
 
 
+def run_sums(frame: pl.DataFrame, columns: list[str], **sums: pl.Expr) -> pl.DataFrame:
+    """`frame.group_by(columns, maintain_order=True).agg(value.sum().alias(name) for each of
+    `sums`)`, in Int128, for a frame sorted by `columns` (as sorted_by sorts): each run of
+    equal keys is summed as the difference of running sums at its last row, with no
+    hashing (allocation's usage bases of a 10M-row month took 0.3 CPU seconds against
+    0.9). Grouped by hashing when the key does not pack into one integer, or when the
+    frame is not sorted after all."""
+    key = packed_key(frame, columns)
+    if key is None or not frame.select(key.is_sorted()).item():
+        return frame.group_by(columns, maintain_order=True).agg(
+            value.cast(pl.Int128).sum().alias(name) for name, value in sums.items())
+    rows = frame.select(*columns, key.alias("_key"), *(value.cast(pl.Int128).cum_sum().alias(name)
+                                                        for name, value in sums.items()))
+    last = (pl.col("_key") != pl.col("_key").shift(-1)).fill_null(True)
+    return rows.filter(last).select(*columns, *(pl.col(name) - pl.col(name).shift(1, fill_value=0)
+                                                for name in sums))
+
+
 def joined(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str = "inner") -> pl.DataFrame:
     """`left.join(right, on=on, how=how, nulls_equal=True)`, on one packed integer when both sides
     have the same Enum key columns. A null key matches a null key."""

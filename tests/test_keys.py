@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.keys import Codes, grouped, joined, lexical_enum, packed_key, sorted_by
+from settlement.keys import Codes, grouped, joined, lexical_enum, packed_key, run_sums, sorted_by
 
 WORDS = ["", "A", "B", "a", "b", "W1", "W10", "W2", "é", "z z", "(no allocation base)"]
 COLUMNS = ["k1", "k2", "k3"]
@@ -56,6 +56,18 @@ def test_grouped_is_group_by(frame):
     actual = grouped(frame, COLUMNS, pl.col("value").sum())
     order = [*COLUMNS, "value"]
     assert as_text(actual).select(order).sort(order).equals(as_text(expected).select(order).sort(order))
+
+
+@settings(max_examples=80, deadline=None)
+@given(keyed_frames(), st.booleans())
+def test_run_sums_is_group_by_in_order(frame, in_order):
+    """On a frame sorted by its key, run_sums gives group_by's groups in order of first
+    appearance, each summed; on a frame not in order it still does (by grouping)."""
+    if in_order:
+        frame = sorted_by(frame, COLUMNS)
+    expected = frame.group_by(COLUMNS, maintain_order=True).agg(
+        pl.col("value").cast(pl.Int128).sum(), (pl.col("value") * 2).cast(pl.Int128).sum().alias("twice"))
+    assert run_sums(frame, COLUMNS, value=pl.col("value"), twice=pl.col("value") * 2).equals(expected)
 
 
 @settings(max_examples=80, deadline=None)
