@@ -222,23 +222,28 @@ class GroupCodes:
         return pl.lit(self.work_codes % parts).gather(self.unpacked()["ref"]).cast(pl.UInt32)
 
     @cached_property
-    def enums(self) -> dict[str, pl.Series]:
-        """Each text column's values as an Enum of themselves, built once: a million
-        references took a second to cast, per partition."""
-        return {column: values.cast(pl.Enum(values)) for column, values in self.values.items()}
+    def by_code(self) -> dict[str, pl.Series]:
+        """Per text column, and for `work_id`: the value of each code, null for code 0
+        first, so that a code is its value's index. Text columns' values as an Enum of
+        themselves, built once: a million references took a second to cast, per partition."""
+        with_null = lambda values: pl.concat([pl.Series([None], dtype=values.dtype), values])
+        tables = {column: with_null(values.cast(pl.Enum(values))) for column, values in self.values.items()}
+        return tables | {"work_id": with_null(self.work_ids)}
 
     def decoded(self, groups: pl.DataFrame) -> pl.DataFrame:
         """The groups with their key columns as values again: text columns as Enums of
         their sorted distinct values, so they sort as the text does and group and join
         as integers (steps after aggregation cast them where they meet plain text);
-        and the catalogue work each reference names (`work_id`, null when none)."""
-        codes = groups.select(**self.unpacked())
-        index = lambda column: codes[column].replace(0, None) - 1
-        columns = [codes[c].cast(pl.UInt32) for c in ("file_index", "segment")]
-        columns += [self.enums[c].gather(index(c)).alias(c) for c in GROUP_KEY if c in self.values]
-        columns.append(self.work_ids.gather(index("ref")).alias("work_id"))
-        columns.append(self.work_codes.gather(codes["ref"]).alias("work"))
-        return groups.drop(self.key_columns()).with_columns(columns).select(*GROUP_KEY, "work_id", "work", *SUMS)
+        and the catalogue work each reference names (`work_id`, null when none).
+        Each column is a gather by its code, all in one query, so that they are made side
+        by side: the four partitions of a 10M-row month, decoded twice each, took 1.21 s
+        (1.99 CPU seconds) against 1.93 s (2.32) one column at a time."""
+        codes = self.unpacked()
+        columns = [codes[c].cast(pl.UInt32).alias(c) for c in ("file_index", "segment")]
+        columns += [pl.lit(self.by_code[c]).gather(codes[c]).alias(c) for c in GROUP_KEY if c in self.values]
+        columns.append(pl.lit(self.by_code["work_id"]).gather(codes["ref"]).alias("work_id"))
+        columns.append(pl.lit(self.work_codes).gather(codes["ref"]).alias("work"))
+        return groups.with_columns(columns).select(*GROUP_KEY, "work_id", "work", *SUMS)
 
     @cached_property
     def ref_work_keys(self) -> pl.Series:
