@@ -253,6 +253,7 @@ def contract_parts(inputs, period, charge: price.ContractCharge, terms: pl.DataF
     and what disagrees between its work amounts and their holder parts (check_works).
     `own` (the contract's priced sums) is encoded by `types`."""
     contract = charge.contract
+    own = sorted_by(own, allocate.BASE_KEY)  # as level 1 and work_amounts take it
     covered, used = works_to_count(inputs, period, contract, own, types)
     level1 = allocate.level_one(terms, {contract.contract_id: contract}, own, covered, used, types)
     amounts = allocate.work_amounts(level1, own)
