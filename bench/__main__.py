@@ -63,6 +63,13 @@ def measure(command: list[str], log: Path, env: dict | None = None, timeout: flo
             "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
+def flush_disk() -> None:
+    """Write back what earlier steps wrote or deleted before a timed run starts, so that no
+    run pays for another's: at 100M rows the engine writes 17 GB of outputs, most of it
+    still in the page cache when it exits, and deleting them makes the disk discard it."""
+    os.sync()
+
+
 def engine_version() -> str:
     """The engine's commit, and whether its code differs from it (timings depend on it)."""
     root = Path(__file__).resolve().parent.parent
@@ -257,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out)
             env = dict(os.environ, **({"POLARS_VERBOSE": "1"} if args.polars_verbose else {}))
             log(f"{fmt}: settle run ...")
+            flush_disk()
             result["engine"] = measure([*settle_command(), "run", str(inputs), "--period", PERIOD, "--out", str(out),
                                         "--clock", CLOCK, "--quiet"], folder / f"engine-{fmt}.log", env, args.timeout)
             if result["engine"]["exit"] == 0:
@@ -265,13 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 tail = Path(result["engine"]["log"]).read_text(errors="replace").splitlines()[-15:]
                 print(f"{fmt}: settle run failed (exit {result['engine']['exit']}); log tail:", *tail, sep="\n  ")
-            if not args.keep and out.exists():
-                shutil.rmtree(out)
         if "duckdb" in jobs:
             totals_path = folder / f"duckdb-{fmt}.json"
             totals_path.unlink(missing_ok=True)
             temp = folder / "duckdb.tmp"
             log(f"{fmt}: duckdb job ...")
+            flush_disk()
             result["duckdb"] = measure([sys.executable, "-m", "bench.duckdb_job", str(inputs), "--period", PERIOD,
                                         "--out", str(totals_path), "--temp-directory", str(temp)],
                                        folder / f"duckdb-{fmt}.log", repo_env(), args.timeout)
@@ -282,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 tail = Path(result["duckdb"]["log"]).read_text(errors="replace").splitlines()[-15:]
                 print(f"{fmt}: duckdb job failed (exit {result['duckdb']['exit']}); log tail:", *tail, sep="\n  ")
+        engine_out = folder / f"engine-{fmt}"
+        if not args.keep and engine_out.exists():  # after both runs: deleting 17 GB stalls the disk for a while
+            shutil.rmtree(engine_out)
         if "engine_totals" in result and "duckdb_totals" in result:
             comparison = compare(result["engine_totals"], result["duckdb_totals"])
             result["agree"] = all(same for *_, same in comparison)
