@@ -9,6 +9,11 @@ time) summed over its calls, and the process's peak resident memory while it ran
 that run once per partition or per contract show their number of calls.
 Use it on a generated month (bench-out/<N>/parquet) to find the next thing to
 make faster or smaller; the benchmark proper times whole processes.
+
+It also prints the size of the aggregated result (the priced sums: one row per
+licensee, contract, work, use type, unit, split version and status), as a frame
+would hold it in memory, so that the peak can be set against it: issue 3 asks
+that memory not grow with N beyond the size of the aggregated result.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import settlement  # noqa: F401 (first: it sets polars' allocator, as the `settle` command does)
+import polars as pl
 from contracts import loading
 from settlement import aggregate, exports, ledger, price, run
 from settlement.intake import Period
@@ -134,13 +140,47 @@ class Profile:
         return "\n".join(rows)
 
 
+class AggregatedResult:
+    """The priced sums' rows and in-memory bytes, measured when `run.combined` returns them
+    (read back one partition's file at a time, so the measure adds at most one partition
+    to the peak; its time is reported apart and left out of no stage)."""
+
+    def __init__(self):
+        self.rows = self.bytes = 0
+        self.seconds = 0.0
+        self.combined = run.combined
+
+    def wrap(self) -> None:
+        combined = self.combined
+
+        def measured(partials):
+            classified = combined(partials)
+            started = time.perf_counter()
+            for path in classified.priced:
+                frame = pl.read_parquet(path)
+                self.rows += frame.height
+                self.bytes += frame.estimated_size()
+            self.seconds += time.perf_counter() - started
+            return classified
+
+        run.combined = measured
+
+    def restore(self) -> None:
+        run.combined = self.combined
+
+    def line(self) -> str:
+        return (f"aggregated result (the priced sums): {self.rows:,} rows, {self.bytes / (1 << 30):.2f} GiB "
+                f"in memory (measured in {self.seconds:.1f} s, within the whole run)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--out", type=Path, default=Path("bench-out/stages"))
     parser.add_argument("--period", default="2026-10")
     args = parser.parse_args()
-    profile = Profile()
+    profile, aggregated = Profile(), AggregatedResult()
+    aggregated.wrap()
     for module, name, label in STAGES:
         profile.wrap(module, name, label)
     started = time.perf_counter()
@@ -149,7 +189,9 @@ def main() -> None:
         exports.export(settlement, args.out)
     finally:
         profile.restore()
+        aggregated.restore()
     print(profile.table(time.perf_counter() - started))
+    print(aggregated.line())
 
 
 if __name__ == "__main__":
