@@ -256,10 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     version = engine_version()
     log(f"engine: {version}")
     for fmt in formats:
-        inputs = folder / fmt
+        inputs, out = folder / fmt, folder / f"engine-{fmt}"
         result: dict = {"format": fmt, "rows": args.rows, "works": args.works, "engine_version": version}
         if "engine" in jobs:
-            out = folder / f"engine-{fmt}"
             if out.exists():
                 shutil.rmtree(out)
             env = dict(os.environ, **({"POLARS_VERBOSE": "1"} if args.polars_verbose else {}))
@@ -289,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 tail = Path(result["duckdb"]["log"]).read_text(errors="replace").splitlines()[-15:]
                 print(f"{fmt}: duckdb job failed (exit {result['duckdb']['exit']}); log tail:", *tail, sep="\n  ")
-        engine_out = folder / f"engine-{fmt}"
-        if not args.keep and engine_out.exists():  # after both runs: deleting 17 GB stalls the disk for a while
-            shutil.rmtree(engine_out)
+        if not args.keep and out.exists():  # after both runs: deleting 17 GB stalls the disk for a while
+            shutil.rmtree(out)
         if "engine_totals" in result and "duckdb_totals" in result:
             comparison = compare(result["engine_totals"], result["duckdb_totals"])
             result["agree"] = all(same for *_, same in comparison)
