@@ -162,18 +162,44 @@ def leftover_units(groups: pl.Series, remainders: pl.Series, leftovers: pl.Serie
     `leftovers` of each group when its parts are ordered by remainder, largest first, equal
     remainders in row order (the tie-break order).
 
-    The row numbers in that order keep each group's rows where the group's rows are, so
-    the i-th of them is a part of row i's group, ranked i less the group's first row."""
+    Groups of at most SMALL_GROUP_PARTS parts are ranked without sorting (small_group_units).
+    Otherwise the row numbers in that order keep each group's rows where the group's rows
+    are, so the i-th of them is a part of row i's group, ranked i less the group's first row."""
     units = pl.zeros(len(groups), dtype=MONEY, eager=True)
     if groups.is_empty():
         return units
     largest = remainders.max()
     if largest < 1 << 63:
         remainders = remainders.cast(pl.Int64)  # sorts much faster than Int128
-    order = remainder_order(groups, remainders, largest)
     index = pl.int_range(len(groups), dtype=pl.Int64, eager=True)
     starts = index.filter((groups != groups.shift(1)).fill_null(True))
+    most_parts = int((starts.shift(-1, fill_value=len(groups)) - starts).max())
+    if most_parts <= SMALL_GROUP_PARTS:
+        return small_group_units(groups, remainders, leftovers, most_parts)
+    order = remainder_order(groups, remainders, largest)
     return units.scatter(order.filter(index - starts.gather(groups) < leftovers), 1)
+
+
+# Groups of at most this many parts (level 2's holders of a work) are ranked by comparing each part
+# with its neighbours in the group, not by sorting: for 10M parts in groups of 1-3, 0.13-0.24 s against
+# 0.50-0.64 s for the sort and what follows it. Each further part costs one more pass of comparisons:
+# 0.23-0.24 s for groups of up to 8, 0.36 s for up to 12.
+SMALL_GROUP_PARTS = 8
+
+
+def small_group_units(groups: pl.Series, remainders: pl.Series, leftovers: pl.Series, most_parts: int) -> pl.Series:
+    """leftover_units for groups of at most `most_parts` parts: a part's rank in its group
+    is the number of parts that come before it in the remainder order (a larger remainder,
+    or an equal one in an earlier row), counted among the rows at most `most_parts` - 1
+    away that are in its group; it gets a unit when its rank is below the leftovers."""
+    group, remainder = pl.col("_group"), pl.col("_remainder")
+    ahead = []
+    for distance in range(1, most_parts):
+        ahead.append(((group.shift(distance) == group) & (remainder.shift(distance) >= remainder)).fill_null(False))
+        ahead.append(((group.shift(-distance) == group) & (remainder.shift(-distance) > remainder)).fill_null(False))
+    rank = pl.sum_horizontal(pl.lit(0, dtype=pl.UInt32), *(before.cast(pl.UInt32) for before in ahead))
+    return pl.DataFrame({"_group": groups, "_remainder": remainders, "_leftovers": leftovers}).select(
+        (rank < pl.col("_leftovers")).cast(MONEY)).to_series()
 
 
 def remainder_order(groups: pl.Series, remainders: pl.Series, largest: int) -> pl.Series:

@@ -33,7 +33,8 @@ from contracts.loading import load_inputs
 from settlement import allocate, distribute, ledger
 from settlement.exports import export
 from settlement.intake import Period
-from settlement.money import exact_type, format_minor, largest_remainder, minor_expr, round_half_even, to_minor
+from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units, minor_expr,
+                              round_half_even, to_minor)
 from settlement.run import Settlement, settle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,6 +160,29 @@ def test_largest_remainder_gives_odd_units_by_remainder_then_smaller_key(rows):
                 got_b = parts[(group, b["key"], b["use"])] > total * b["weight"] // weight_sum
                 if same and got_a and not got_b:
                     assert (a["key"], a["use"]) < (b["key"], b["use"])
+
+
+@laws(150)
+@given(data=st.data(), most=st.sampled_from((SMALL_GROUP_PARTS, SMALL_GROUP_PARTS + 4)),
+       largest=st.sampled_from((3, 10**6, 2**70)))
+def test_leftover_units_go_by_remainder_then_row_with_or_without_a_sort(data, most, largest):
+    """Rule 5's ranking, in both of leftover_units' ways (groups of up to SMALL_GROUP_PARTS parts
+    are ranked among their neighbours, larger ones by a sort): a group's leftover units go
+    to its largest remainders, equal remainders to the earlier row."""
+    sizes = data.draw(st.lists(st.integers(1, most), min_size=1, max_size=12), label="group sizes")
+    remainders = [data.draw(st.integers(0, largest)) for _ in range(sum(sizes))]
+    lefts = [data.draw(st.integers(0, size)) for size in sizes]
+    groups = [g for g, size in enumerate(sizes) for _ in range(size)]
+    got = leftover_units(pl.Series(groups, dtype=pl.UInt32), pl.Series(remainders, dtype=pl.Int128),
+                         pl.Series([lefts[g] for g in groups], dtype=pl.Int128)).to_list()
+    expected, first = [], 0
+    for g, size in enumerate(sizes):
+        rows = range(first, first + size)
+        ranked = sorted(rows, key=lambda row: (-remainders[row], row))
+        expected += [int(ranked.index(row) < lefts[g]) for row in rows]
+        first += size
+    event("ranked among neighbours" if max(sizes) <= SMALL_GROUP_PARTS else "ranked by a sort")
+    assert got == expected
 
 
 # --------------------------------------------------------------------------- 2. rounding
