@@ -190,7 +190,7 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
                           root: Path) -> ContractAllocation:
     """Level 1, level 2 and commission of each contract (`allocated_contract`), written to
     `root/level1` and `root/gross`: contracts with more than SHARED_CONTRACT_ROWS priced
-    rows one at a time, then the others ALLOCATION_THREADS at a time; gathered in
+    rows one at a time, then the others ALLOCATION_THREADS at a time, the largest first; gathered in
     contract order."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
@@ -198,10 +198,13 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
     allocated = lambda index: allocated_contract(
         index, contracts[index], charge_rows.filter(pl.col("contract_id") == contracts[index].contract.contract_id),
         inputs, period, priced, holders, types, rates, root)
-    large = {index for index, charge in enumerate(contracts)
-             if priced.rows(charge.contract.contract_id) > SHARED_CONTRACT_ROWS}
-    shared = [index for index in range(len(contracts)) if index not in large]
-    done = {index: allocated(index) for index in sorted(large)}
+    rows = [priced.rows(charge.contract.contract_id) for charge in contracts]
+    large = [index for index in range(len(contracts)) if rows[index] > SHARED_CONTRACT_ROWS]
+    # the largest first, so that the last contracts to start are the shortest and neither thread
+    # is left alone long at the end (results do not depend on the order: each has its own files)
+    shared = sorted((index for index in range(len(contracts)) if rows[index] <= SHARED_CONTRACT_ROWS),
+                    key=lambda index: -rows[index])
+    done = {index: allocated(index) for index in large}
     with ThreadPoolExecutor(ALLOCATION_THREADS) as pool:
         done.update(zip(shared, pool.map(allocated, shared)))
     done = [done[index] for index in range(len(contracts))]
