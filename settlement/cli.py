@@ -66,8 +66,18 @@ def run(
                 summary = export(settlement, out)
     except SettlementError as error:
         fail(str(error))
+    except OSError as error:  # the machine's, not the inputs': a full disk, an output path that cannot be made
+        fail(stopped_by(error, out))
     if not quiet:
         print_summary(summary, out)
+
+
+def stopped_by(error: OSError, out: Path) -> str:
+    """One line for a run stopped by the system: what failed, where, and what to do with
+    the output folder, which has no manifest.json and so is refused by the next run."""
+    where = f": {error.filename}" if error.filename else ""
+    return (f"the run stopped on a system error ({error.strerror or error}{where}); anything written to {out} "
+            f"is incomplete: delete it before running again")
 
 
 class StageProgress:

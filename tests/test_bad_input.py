@@ -197,6 +197,17 @@ def test_error_line_shows_a_value_with_brackets_verbatim(tmp_path):
     assert "row 1" in line and "field 'country'" in line and "'[/b]'" in line
 
 
+
+def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path):
+    """A system error (here --out under a regular file; a full disk takes the same way) stops
+    the run with one `error:` line naming the path, not a traceback."""
+    folder = good_folder(tmp_path / "in")
+    (tmp_path / "a-file").write_text("not a folder\n", encoding="utf-8")
+    out = tmp_path / "a-file" / "out"
+    line = assert_one_error_line(settle_cli(folder, out))
+    assert "the run stopped on a system error" in line and "Not a directory" in line, line
+    assert str(out) in line and "delete it before running again" in line, line
+
 # --- usage rows: quarantined, counted, never lost ---------------------------------------------------
 
 def good(record_id: str, **fields) -> dict:
