@@ -190,8 +190,8 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
                           root: Path) -> ContractAllocation:
     """Level 1, level 2 and commission of each contract (`allocated_contract`), written to
     `root/level1` and `root/gross`: contracts with more than SHARED_CONTRACT_ROWS priced
-    rows one at a time, then the others ALLOCATION_THREADS at a time, the largest first; gathered in
-    contract order."""
+    rows one at a time, then the others ALLOCATION_THREADS at a time, the largest first;
+    gathered in contract order."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
     holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)

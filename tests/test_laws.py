@@ -33,8 +33,8 @@ from contracts.loading import load_inputs
 from settlement import allocate, distribute, ledger
 from settlement.exports import export
 from settlement.intake import Period
-from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units, minor_expr,
-                              round_half_even, to_minor)
+from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units,
+                              minor_expr, round_half_even, to_minor)
 from settlement.run import Settlement, settle
 
 ROOT = Path(__file__).resolve().parent.parent
