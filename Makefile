@@ -22,4 +22,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(N),--rows $(N),)
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out preview-out

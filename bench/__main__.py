@@ -5,10 +5,13 @@
 1. generate (or reuse) a synthetic month under bench-out/<N>/ (bench/generate.py);
 2. for each format, run as separate processes, measuring wall time and peak RSS:
    (a) `settle run FOLDER --period 2026-10 --out DIR --clock ... --quiet`,
-   (b) `python -m bench.duckdb_job FOLDER --period 2026-10` (bench/duckdb_job.py);
+   (b) `python -m bench.duckdb_job FOLDER --period 2026-10` (bench/duckdb_job.py),
+   (c) `settle preview` with the same arguments: the run stopped after pricing,
+       whose work (intake, aggregation, pricing) is the DuckDB job's and a little more;
 3. print the timings and compare the totals: rows read, quarantined (also by
    reason), duplicates, accepted / suspense / unlicensed rows, and units per use
-   type and status. Exit 1 when a run fails or any total differs.
+   type and status (a preview's: all but accepted and suspense units, which only
+   the run's allocation writes). Exit 1 when a run fails or any total differs.
 
 The engine's units per use type come from its exports: unlicensed.csv and
 suspense.csv carry units; accepted units are the weights of the `usage-fee`
@@ -140,6 +143,23 @@ def engine_totals(out: Path) -> dict:
     }
 
 
+def preview_totals(out: Path) -> dict:
+    """A preview's totals, from the files `settle preview` writes: its rows, quarantined
+    rows by reason and unlicensed units (allocation, which it skips, writes the rest)."""
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    rows = summary["rows"]
+    quarantine = read_text_csv(out / "quarantine.csv")
+    by_reason = ({} if quarantine.height == 0 else
+                 dict(sorted(quarantine.group_by("reason").len().iter_rows())))
+    unlicensed = units_by_use(read_text_csv(out / "unlicensed.csv"), "units")
+    return {"rows_read": rows["rows_read"], "quarantined": rows["quarantined"], "duplicates": rows["duplicates"],
+            "quarantine_by_reason": by_reason, "rows": {s: rows[s] for s in STATUSES},
+            "units": {"unlicensed": unlicensed}, "units_by_use_type": {}}
+
+
+PREVIEW_LEAVES_OUT = ("units accepted ", "units suspense ", "units all ")  # comparable() names a preview lacks
+
+
 def total_by_use(units: dict[str, dict[str, int]]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for per_use in units.values():
@@ -164,8 +184,11 @@ def comparable(totals: dict) -> dict[str, int]:
     return flat
 
 
-def compare(engine: dict, duck: dict) -> list[tuple[str, int | None, int | None, bool]]:
-    a, b = comparable(engine), comparable(duck)
+def compare(engine: dict, duck: dict,
+            leave_out: tuple[str, ...] = ()) -> list[tuple[str, int | None, int | None, bool]]:
+    """Each total of both, named, with whether they agree; `leave_out`: prefixes of names not compared."""
+    a, b = (({k: v for k, v in comparable(t).items() if not k.startswith(leave_out)} if leave_out
+             else comparable(t)) for t in (engine, duck))
     keys = list(dict.fromkeys([*a, *b]))
     for name in keys:  # quarantine reasons present on one side only
         a.setdefault(name, 0) if name.startswith("quarantined ") else None
@@ -200,30 +223,34 @@ def seconds(run: dict | None) -> str:
                    else f" (exit {run['exit']})")
 
 
+def ratio(a: dict | None, b: dict | None) -> str:
+    return f"{a['wall_s'] / b['wall_s']:.2f}" if a and b and a["exit"] == 0 and b["exit"] == 0 else "-"
+
+
 def print_table(results: list[dict]) -> None:
     header = ("format", "N", "engine wall s", "engine peak RSS GiB", "duckdb wall s", "duckdb peak RSS GiB",
-              "ratio engine/duckdb")
+              "ratio engine/duckdb", "preview wall s", "preview peak RSS GiB", "ratio preview/duckdb")
     rows = []
     for r in results:
-        e, d = r.get("engine"), r.get("duckdb")
-        ratio = (f"{e['wall_s'] / d['wall_s']:.2f}" if e and d and e["exit"] == 0 and d["exit"] == 0 else "-")
+        e, d, p = r.get("engine"), r.get("duckdb"), r.get("preview")
         rows.append((r["format"], f"{r['rows']:,}", seconds(e), gib(e and e["peak_rss_bytes"]), seconds(d),
-                     gib(d and d["peak_rss_bytes"]), ratio))
+                     gib(d and d["peak_rss_bytes"]), ratio(e, d), seconds(p), gib(p and p["peak_rss_bytes"]),
+                     ratio(p, d)))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     line = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     print(line(header))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print(line(row))
-    runs = [(r["format"], name, r[name]) for r in results for name in ("engine", "duckdb") if r.get(name)]
+    runs = [(r["format"], name, r[name]) for r in results for name in ("engine", "duckdb", "preview") if r.get(name)]
     print("cpu s (user+sys) and 1-min load average before/after each run (the machine has "
           f"{os.cpu_count()} cores; a load above that means the timings are shared with other work):")
     for fmt, name, run in runs:
         print(f"  {fmt} {name}: cpu {run['cpu_s']:.1f} s, load {run['load_before']:.1f} -> {run['load_after']:.1f}")
 
 
-def print_comparison(fmt: str, comparison: list) -> None:
-    print(f"\ntotals ({fmt}): engine vs duckdb")
+def print_comparison(fmt: str, comparison: list, engine: str = "engine") -> None:
+    print(f"\ntotals ({fmt}): {engine} vs duckdb")
     width = max(len(name) for name, *_ in comparison)
     for name, a, b, same in comparison:
         print(f"  {name.ljust(width)}  {str(a).rjust(16)}  {str(b).rjust(16)}  {'ok' if same else 'DIFFERS'}")
@@ -237,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the engine's output folders")
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="cache and output root (bench-out)")
     parser.add_argument("--rows-per-file", type=int, default=generate.DEFAULT_ROWS_PER_FILE)
-    parser.add_argument("--jobs", default="engine,duckdb", help="which to run: engine, duckdb or both")
+    parser.add_argument("--jobs", default="engine,duckdb,preview",
+                        help="which to run, comma-separated: engine (settle run), duckdb, preview (settle preview)")
     parser.add_argument("--timeout", type=float, help="kill a run after this many seconds")
     parser.add_argument("--polars-verbose", action="store_true", help="run the engine with POLARS_VERBOSE=1")
     parser.add_argument("--quiet", action="store_true", help="print only the table and any difference")
@@ -258,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     for fmt in formats:
         inputs, out = folder / fmt, folder / f"engine-{fmt}"
         result: dict = {"format": fmt, "rows": args.rows, "works": args.works, "engine_version": version}
+        env = dict(os.environ, **({"POLARS_VERBOSE": "1"} if args.polars_verbose else {}))
         if "engine" in jobs:
             if out.exists():
                 shutil.rmtree(out)
-            env = dict(os.environ, **({"POLARS_VERBOSE": "1"} if args.polars_verbose else {}))
             log(f"{fmt}: settle run ...")
             flush_disk()
             result["engine"] = measure([*settle_command(), "run", str(inputs), "--period", PERIOD, "--out", str(out),
@@ -288,6 +316,24 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 tail = Path(result["duckdb"]["log"]).read_text(errors="replace").splitlines()[-15:]
                 print(f"{fmt}: duckdb job failed (exit {result['duckdb']['exit']}); log tail:", *tail, sep="\n  ")
+        if "preview" in jobs:
+            previewed = folder / f"preview-{fmt}"
+            if previewed.exists():
+                shutil.rmtree(previewed)
+            log(f"{fmt}: settle preview ...")
+            flush_disk()
+            result["preview"] = measure([*settle_command(), "preview", str(inputs), "--period", PERIOD, "--out",
+                                         str(previewed), "--clock", CLOCK, "--quiet"], folder / f"preview-{fmt}.log",
+                                        env, args.timeout)
+            if result["preview"]["exit"] == 0:
+                result["preview_totals"] = preview_totals(previewed)
+            else:
+                failed = True
+                tail = Path(result["preview"]["log"]).read_text(errors="replace").splitlines()[-15:]
+                print(f"{fmt}: settle preview failed (exit {result['preview']['exit']}); log tail:", *tail,
+                      sep="\n  ")
+            if not args.keep:
+                shutil.rmtree(previewed, ignore_errors=True)
         if not args.keep and out.exists():  # after both runs: deleting 17 GB stalls the disk for a while
             shutil.rmtree(out)
         if "engine_totals" in result and "duckdb_totals" in result:
@@ -301,12 +347,20 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(f"  note ({fmt}): the engine's exports disagree with each other: {problem}")
             failed = failed or not result["agree"]
+        if "preview_totals" in result and "duckdb_totals" in result:
+            comparison = compare(result["preview_totals"], result["duckdb_totals"], PREVIEW_LEAVES_OUT)
+            result["preview_agrees"] = all(same for *_, same in comparison)
+            result["preview_comparison"] = [{"total": n, "preview": a, "duckdb": b, "same": s}
+                                            for n, a, b, s in comparison]
+            if not args.quiet or not result["preview_agrees"]:
+                print_comparison(fmt, [c for c in comparison if not args.quiet or not c[3]], "preview")
+            failed = failed or not result["preview_agrees"]
         results.append(result)
 
     print()
     print_table(results)
     (folder / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    verdict = [r.get("agree") for r in results if "agree" in r]
+    verdict = [r[key] for r in results for key in ("agree", "preview_agrees") if key in r]
     if verdict:
         print("\ntotals agree" if all(verdict) else "\nTOTALS DIFFER", f"(details: {folder / 'results.json'})")
     return 1 if failed else 0

@@ -38,21 +38,58 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+Inputs = Annotated[Path, typer.Argument(help="input folder (docs/formats.md)")]
+PeriodOption = Annotated[str, typer.Option("--period", help="the month to settle, YYYY-MM")]
+OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
+ClockOption = Annotated[str, typer.Option("--clock", help="the run's time, an input: YYYY-MM-DDTHH:MM:SSZ")]
+UsageOption = Annotated[list[str] | None, typer.Option(
+    "--usage", help="usage logs to read instead of INPUTS/usage: a path or glob, e.g. 'logs/2026-10/**/*.parquet'; "
+                    "repeatable")]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="print nothing on success")]
+
+
 @app.command()
-def run(
-    inputs: Annotated[Path, typer.Argument(help="input folder (docs/formats.md)")],
-    period: Annotated[str, typer.Option(help="the month to settle, YYYY-MM")],
-    out: Annotated[Path, typer.Option(help="output folder")],
-    clock: Annotated[str, typer.Option(help="the run's time, an input: YYYY-MM-DDTHH:MM:SSZ")],
-    usage: Annotated[list[str] | None, typer.Option(
-        help="usage logs to read instead of INPUTS/usage: a path or glob, e.g. 'logs/2026-10/**/*.parquet'; "
-             "repeatable")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
-) -> None:
+def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption, usage: UsageOption = None,
+        quiet: QuietOption = False) -> None:
     """Settle one period and write lines, statements, invoices and reports."""
     from settlement.exports import export
-    from settlement.intake import Period
     from settlement.run import settle
+
+    def settled(loaded, month, progress) -> dict:
+        with settle(loaded, month, clock, progress) as settlement:
+            progress("writing outputs", settlement.accounting["rows_read"].sum())
+            return export(settlement, out)
+
+    summary = carried_out(settled, inputs, period, out, clock, usage, quiet)
+    if not quiet:
+        print_summary(summary, out)
+
+
+@app.command()
+def preview(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption, usage: UsageOption = None,
+            quiet: QuietOption = False) -> None:
+    """Price one period without settling it: invoices, refused rows and unlicensed use.
+
+    What each licensee would be charged, by the same code and to the same bytes as the
+    invoices of `settle run`; nothing is allocated or paid."""
+    from settlement.exports import export_preview
+    from settlement.run import preview as priced
+
+    def previewed(loaded, month, progress) -> dict:
+        result = priced(loaded, month, clock, progress)
+        progress("writing outputs", result.accounting["rows_read"].sum())
+        return export_preview(result, out)
+
+    summary = carried_out(previewed, inputs, period, out, clock, usage, quiet)
+    if not quiet:
+        print_preview(summary, out)
+
+
+def carried_out(step, inputs: Path, period: str, out: Path, clock: str, usage: list[str] | None,
+                quiet: bool) -> dict:
+    """`step(inputs, period, progress)` on the loaded inputs, with the options checked, a
+    progress line on a terminal, and any failure as one error line; its summary."""
+    from settlement.intake import Period
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
         fail(f"--period {period!r}: expected a month such as 2026-10")
@@ -61,15 +98,11 @@ def run(
     try:
         with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
             progress("loading contracts and catalogue", 0)
-            with settle(load_inputs(inputs, usage), Period.parse(period), clock, progress) as settlement:
-                progress("writing outputs", settlement.accounting["rows_read"].sum())
-                summary = export(settlement, out)
+            return step(load_inputs(inputs, usage), Period.parse(period), progress)
     except SettlementError as error:
         fail(str(error))
     except OSError as error:  # the machine's, not the inputs': a full disk, an output path that cannot be made
         fail(stopped_by(error, out))
-    if not quiet:
-        print_summary(summary, out)
 
 
 def stopped_by(error: OSError, out: Path) -> str:
@@ -118,6 +151,22 @@ def print_summary(summary: dict, out: Path) -> None:
     for warning in summary["warnings"]:
         console.print(f"  warning: {warning}")
     console.print(f"  statements: {out / 'statements'}/  invoices: {out / 'invoices'}/  summary: {out / 'summary.json'}")
+
+
+def print_preview(summary: dict, out: Path) -> None:
+    console = Console(soft_wrap=True, highlight=False, markup=False)
+    rows = summary["rows"]
+    console.print(f"Preview of {summary['period']} (not settled; a run of these inputs is {summary['run_id']})")
+    console.print(f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} "
+                  f"suspense + {rows['unlicensed']} unlicensed + {rows['quarantined']} quarantined + "
+                  f"{rows['duplicates']} duplicates")
+    for licensee, amounts in summary["licensees"].items():
+        console.print(f"  {licensee}: charged " + ", ".join(f"{amount} {currency}"
+                                                            for currency, amount in amounts.items()))
+    for warning in summary["warnings"]:
+        console.print(f"  warning: {warning}")
+    console.print(f"  invoices: {out / 'invoices'}/  quarantine: {out / 'quarantine.csv'}  "
+                  f"summary: {out / 'summary.json'}")
 
 
 @app.command()

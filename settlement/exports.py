@@ -1,4 +1,5 @@
-"""Write a settlement's outputs, byte for byte the same for the same run.
+"""Write a settlement's outputs, and a preview's (a part of them), byte for byte the same
+for the same run.
 
 Every file has a documented sort key (see README, "Outputs"); amounts in CSV
 are plain decimal strings with exactly the currency's minor-unit digits;
@@ -23,7 +24,7 @@ from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
-from settlement.run import ENGINE_VERSION, RULES_VERSION, Settlement
+from settlement.run import ENGINE_VERSION, RULES_VERSION, Priced, Settlement
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
 LINE_ROW_GROUP = 512 * 512  # lines.parquet's row groups: a fixed size, so its bytes do not depend on the machine
@@ -46,11 +47,10 @@ def prepare_folder(out: Path) -> None:
                          expected="a new or empty folder, or an earlier run's output folder")
     if out.exists():
         shutil.rmtree(out)
-    (out / "statements").mkdir(parents=True)
-    (out / "invoices").mkdir()
+    out.mkdir(parents=True)
 
 
-def currencies(s: Settlement) -> list[str]:
+def currencies(s: Priced) -> list[str]:
     return sorted({c.contract.currency for c in s.charges})
 
 
@@ -226,6 +226,7 @@ def write_statements(s: Settlement, out: Path) -> dict[str, str]:
     rows this took 10.1-10.9 s against 12.1-12.8 s with two partitions, and 9.1-9.8 s
     against 12.2-12.6 s with ten (a 100M-row month has eleven), in interleaved runs.
     Two partitions' text is then held at once (about 0.5 GB each)."""
+    (out / "statements").mkdir()
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
     titles = work_titles(s)
     digests, writing = {}, None
@@ -269,7 +270,8 @@ def invoice(charge) -> dict:
     }
 
 
-def write_invoices(s: Settlement, out: Path) -> None:
+def write_invoices(s: Priced, out: Path) -> None:
+    (out / "invoices").mkdir()
     by_licensee: dict[str, list] = {}
     for charge in s.charges:
         by_licensee.setdefault(charge.contract.licensee_id, []).append(charge)
@@ -284,10 +286,19 @@ def write_invoices(s: Settlement, out: Path) -> None:
         write_csv(out / "invoices" / f"{licensee_id}.csv", pl.DataFrame(rows, infer_schema_length=None))
 
 
+def write_usage_reports(s: Priced, out: Path) -> None:
+    """quarantine.csv and unlicensed.csv: the usage rows refused, and the use no licence covers."""
+    write_csv(out / "quarantine.csv", s.quarantine)
+    unlicensed = (s.unlicensed.with_columns(pl.col("units").cast(pl.String)).rename({"ref": "work_ref"})
+                  .sort("licensee_id", "work_ref", "use_type", "model_id", "unit", "territory", "reason",
+                        nulls_last=True))
+    write_csv(out / "unlicensed.csv", unlicensed)
+
+
 def write_reports(s: Settlement, out: Path) -> dict[str, str]:
     """quarantine.csv, suspense.csv, unlicensed.csv and allocations.csv; returns the
     SHA-256 of allocations.csv, the large one, hashed as it was written (sink_hashed)."""
-    write_csv(out / "quarantine.csv", s.quarantine)
+    write_usage_reports(s, out)
     currency_of = pl.DataFrame([(c.contract.contract_id, c.contract.currency) for c in s.charges],
                                schema={"contract_id": pl.String, "currency": pl.String}, orient="row")
     amounts = decoded(s.ledger.suspense, s.ledger.types).join(currency_of, on="contract_id")
@@ -300,10 +311,6 @@ def write_reports(s: Settlement, out: Path) -> dict[str, str]:
                 .select("contract_id", "work_key", "use_type", "reason", "rows", "units", "currency", "amount")
                 .sort("contract_id", "work_key", "use_type", "reason"))
     write_csv(out / "suspense.csv", suspense)
-    unlicensed = (s.unlicensed.with_columns(pl.col("units").cast(pl.String)).rename({"ref": "work_ref"})
-                  .sort("licensee_id", "work_ref", "use_type", "model_id", "unit", "territory", "reason",
-                        nulls_last=True))
-    write_csv(out / "unlicensed.csv", unlicensed)
     return sink_hashed(out, {"allocations.csv": lambda file: allocation_table(s, currency_of).sink_csv(
         file, line_terminator="\n", lazy=True)})
 
@@ -327,21 +334,44 @@ def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
 
 
 def summary(s: Settlement) -> dict:
+    return summary_of(s, {currency: {name: format_minor(value, currency) for name, value in totals.items()}
+                          for currency, totals in s.totals.items()},
+                      holders=s.ledger.balances.height and int(s.ledger.balances["holder_id"].n_unique()),
+                      lines=s.ledger.line_count)
+
+
+def preview_summary(s: Priced) -> dict:
+    """A preview's summary: what the run would charge per currency, and per licensee."""
+    charged: dict[str, int] = {}
+    for charge in s.charges:
+        currency = charge.contract.currency
+        charged[currency] = charged.get(currency, 0) + charge.total_minor
+    licensees: dict[str, dict[str, int]] = {}
+    for charge in sorted(s.charges, key=lambda c: (c.contract.licensee_id, c.contract.currency)):
+        per_currency = licensees.setdefault(charge.contract.licensee_id, {})
+        per_currency[charge.contract.currency] = per_currency.get(charge.contract.currency, 0) + charge.total_minor
+    return {"preview": True, **summary_of(s, {currency: {"charged": format_minor(amount, currency)}
+                                              for currency, amount in sorted(charged.items())}),
+            "licensees": {licensee: {currency: format_minor(amount, currency) for currency, amount in amounts.items()}
+                          for licensee, amounts in licensees.items()}}
+
+
+def summary_of(s: Priced, currency_totals: dict, **ledger) -> dict:
+    """summary.json: the run's identity, its totals per currency, where the usage rows went
+    (in all and per file), unattributed outputs, then `ledger`'s figures and the warnings."""
     rows = {name: int(s.accounting[name].sum()) for name in
             ("rows_read", "duplicates", "quarantined", "accepted", "suspense", "unlicensed")}
     return {
         "run_id": s.run_id, "period": s.period.name, "clock": s.clock, "rules_version": RULES_VERSION,
         "engine_version": ENGINE_VERSION,
-        "currencies": {currency: {name: format_minor(value, currency) for name, value in totals.items()}
-                       for currency, totals in s.totals.items()},
+        "currencies": currency_totals,
         "rows": rows,
         "files": s.accounting.to_dicts(),
         "unattributed_outputs": {
             row["licensee_id"]: {"outputs": row["outputs"],
                                  "unattributed": fraction_text(Fraction(row["unattributed_nanos"], ATTRIBUTION_SCALE))}
             for row in s.unattributed.iter_rows(named=True)},
-        "holders": s.ledger.balances.height and int(s.ledger.balances["holder_id"].n_unique()),
-        "lines": s.ledger.line_count,
+        **ledger,
         "warnings": s.warnings,
     }
 
@@ -349,7 +379,7 @@ def summary(s: Settlement) -> dict:
 MANIFEST_THREADS = 2  # files hashed at once: hashlib releases the GIL, and the machine has two cores
 
 
-def write_manifest(s: Settlement, out: Path, digests: dict[str, str]) -> None:
+def write_manifest(s: Priced, out: Path, digests: dict[str, str]) -> None:
     """Every input and output file with its SHA-256 and size. `digests`: the SHA-256 of
     outputs hashed as they were written (the statements: 50,000 files at 100M usage rows;
     the line files and allocations.csv), by their path in `out`; the rest are read back
@@ -389,5 +419,17 @@ def export(s: Settlement, out: Path) -> dict:
     data = summary(s)
     write_json(out / "summary.json", data)
     write_manifest(s, out, digests)
+    return data
+
+
+def export_preview(s: Priced, out: Path) -> dict:
+    """Write a preview into `out`: the invoices, quarantine.csv, unlicensed.csv, summary.json
+    (marked `"preview": true`) and the manifest; return the summary."""
+    prepare_folder(out)
+    write_invoices(s, out)
+    write_usage_reports(s, out)
+    data = preview_summary(s)
+    write_json(out / "summary.json", data)
+    write_manifest(s, out, {})
     return data
 

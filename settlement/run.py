@@ -6,6 +6,11 @@ allocate (per contract) → distribute (per partition of holders).
 in the ledger's files (settlement/ledger.py). The run id is a hash of everything the run
 read (reference files, an order-independent digest of the usage rows, the
 period, the clock and the rules version), so the same inputs give the same id.
+
+`preview` is the same pipeline stopped after pricing (law 7, one code path): what
+an AI firm's licences will charge it for a month, with the usage it sent
+accounted for row by row, and nothing allocated or distributed. Its `Priced` is
+the part of a `Settlement` that pricing decides, to the byte.
 """
 
 from __future__ import annotations
@@ -33,22 +38,29 @@ ENGINE_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
-class Settlement:
-    """Everything one run computed; exports only format it."""
+class Priced:
+    """What intake, aggregation and pricing decide: the charges and where every usage row
+    went. A preview is this; a settlement adds the ledger."""
 
     run_id: str
     period: Period
     clock: str
     inputs: Inputs
     charges: list[price.ContractCharge]
-    ledger: Ledger  # level 1 and the holder lines, on disk, and the balances
     quarantine: pl.DataFrame
     suspense_usage: pl.DataFrame  # rows and units in suspense per contract, work key, use type, reason
     unlicensed: pl.DataFrame      # unlicensed use, as unlicensed.csv shows it
     accounting: pl.DataFrame
     unattributed: pl.DataFrame
-    totals: dict[str, dict[str, int]]
     warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Settlement(Priced):
+    """Everything one run computed; exports only format it."""
+
+    ledger: Ledger  # level 1 and the holder lines, on disk, and the balances
+    totals: dict[str, dict[str, int]]
 
     # level1 and lines read the ledger's temporary files: they can be collected until
     # close() (or until the Settlement is freed, which deletes the files too).
@@ -198,31 +210,57 @@ def allocated(inputs: Inputs, period: Period, priced: list[Path], work_keys: pl.
     return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types)
 
 
-def settle(inputs: Inputs, period: Period, clock: str,
-           progress: Callable[[str, int], None] = lambda stage, rows: None) -> Settlement:
-    """Settle one period. Raises ConservationError if any figure fails to add up.
-    `progress(stage, rows_read)` is told when each stage starts."""
+@dataclass(frozen=True)
+class Usage:
+    """Usage aggregated and priced (`priced_usage`), with the priced sums for allocation."""
+
+    priced: Priced
+    sums: list[Path]  # Parquet files of the priced sums (run.priced_groups), in a temporary folder
+    work_keys: pl.Series  # the text of their work codes
+
+
+def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
+                 progress: Callable[[str, int], None]) -> Usage:
+    """Intake, aggregation and classification of the usage, and pricing: the priced sums
+    are written to `folder`."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
     progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
     segments = aggregate.segment_starts(period, cuts)
+    numbers = itertools.count()
+    usage = aggregate.aggregate_usage(
+        inputs.usage_files, inputs.folder, period, list(inputs.licensees), catalogue.ambiguous["ref"].to_list(),
+        cuts, catalogue.refs, reduce=lambda groups: classified_partition(
+            groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"))
+    progress("pricing", usage.rows_read)
+    classified = combined(usage.partials)
+    charges = price.price_all(contracts, pl.scan_parquet(classified.priced), inputs.revenue, period)
+    priced = Priced(run_identity(inputs, usage.digest, usage.rows_read, period, clock), period, clock, inputs,
+                    charges, usage.quarantine, classified.suspense_usage, classified.unlicensed,
+                    file_accounting(usage.files, classified.statuses), usage.unattributed,
+                    [w for c in charges for w in c.warnings])
+    return Usage(priced, classified.priced, usage.work_keys)
+
+
+def preview(inputs: Inputs, period: Period, clock: str,
+            progress: Callable[[str, int], None] = lambda stage, rows: None) -> Priced:
+    """What settling the period would charge, without allocating it. Raises
+    ConservationError if the usage rows do not add up (law 3)."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
-        numbers = itertools.count()
-        usage = aggregate.aggregate_usage(
-            inputs.usage_files, inputs.folder, period, list(inputs.licensees), catalogue.ambiguous["ref"].to_list(),
-            cuts, catalogue.refs, reduce=lambda groups: classified_partition(
-                groups, inputs, segments, Path(folder) / f"{next(numbers):06d}.parquet"))
-        progress("price, allocate, distribute", usage.rows_read)
-        classified = combined(usage.partials)
-        accounting = file_accounting(usage.files, classified.statuses)
-        run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
-        quarantine, unattributed, work_keys = usage.quarantine, usage.unattributed, usage.work_keys
-        del usage  # its partials are in `classified` now
-        charges = price.price_all(contracts, pl.scan_parquet(classified.priced), inputs.revenue, period)
-        charge_rows, ledger = allocated(inputs, period, classified.priced, work_keys, charges, Path(folder))
+        priced = priced_usage(inputs, period, clock, Path(folder), progress).priced
+    assert_conserved([], {}, priced.accounting)
+    return priced
+
+
+def settle(inputs: Inputs, period: Period, clock: str,
+           progress: Callable[[str, int], None] = lambda stage, rows: None) -> Settlement:
+    """Settle one period. Raises ConservationError if any figure fails to add up.
+    `progress(stage, rows_read)` is told when each stage starts."""
+    with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
+        usage = priced_usage(inputs, period, clock, Path(folder), progress)
+        progress("allocate, distribute", int(usage.priced.accounting["rows_read"].sum()))
+        charge_rows, ledger = allocated(inputs, period, usage.sums, usage.work_keys, usage.priced.charges,
+                                        Path(folder))
     totals = currency_totals(charge_rows, ledger)
-    assert_conserved(ledger.problems, totals, accounting)
-    warnings = [w for c in charges for w in c.warnings]
-    return Settlement(run_id, period, clock, inputs, charges, ledger, quarantine,
-                      classified.suspense_usage, classified.unlicensed, accounting, unattributed,
-                      totals, warnings)
+    assert_conserved(ledger.problems, totals, usage.priced.accounting)
+    return Settlement(**vars(usage.priced), ledger=ledger, totals=totals)

@@ -37,8 +37,8 @@ USAGE_COLUMNS = list(usage("r", "WORK:x", 1))
 ISWC = "ISWC:T-034.524.680-1"  # a valid ISWC (check digit 1)
 
 
-def settle_cli(folder: Path, out: Path) -> subprocess.CompletedProcess:
-    command = [str(SETTLE), "run", str(folder), "--period", "2026-10", "--out", str(out), "--clock", CLOCK]
+def settle_cli(folder: Path, out: Path, command: str = "run") -> subprocess.CompletedProcess:
+    command = [str(SETTLE), command, str(folder), "--period", "2026-10", "--out", str(out), "--clock", CLOCK]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
@@ -207,6 +207,34 @@ def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path):
     line = assert_one_error_line(settle_cli(folder, out))
     assert "the run stopped on a system error" in line and "Not a directory" in line, line
     assert str(out) in line and "delete it before running again" in line, line
+
+@pytest.mark.parametrize("case", [REFERENCE_CASES[0], REFERENCE_CASES[-1], SPLIT_VERSION_CASES[-1]],
+                         ids=lambda c: c.name)
+def test_a_preview_refuses_bad_reference_files_with_the_runs_error_line(case, tmp_path):
+    """`settle preview` reads the inputs as `settle run` does (law 7): the same fault gives
+    the same one `error:` line, and no output folder."""
+    folder = good_folder(tmp_path / "in")
+    case.fault(folder)
+    run_line = assert_one_error_line(settle_cli(folder, tmp_path / "out"))
+    assert assert_one_error_line(settle_cli(folder, tmp_path / "out", "preview")) == run_line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_preview_does_not_clear_a_folder_that_is_not_an_output_folder(tmp_path):
+    """Like a run, a preview refuses to empty a folder without a manifest.json, and then
+    writes into it once it is an earlier preview's."""
+    folder = good_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n", encoding="utf-8")
+    line = assert_one_error_line(settle_cli(folder, out, "preview"))
+    assert "output folder is not empty" in line and (out / "notes.txt").exists()
+    (out / "notes.txt").unlink()
+    for _ in range(2):
+        done = settle_cli(folder, out, "preview")
+        assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == [
+        "invoices", "manifest.json", "quarantine.csv", "summary.json", "unlicensed.csv"]
 
 # --- usage rows: quarantined, counted, never lost ---------------------------------------------------
 

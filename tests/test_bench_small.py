@@ -1,7 +1,8 @@
 """The benchmark at toy size: the engine and the DuckDB job agree on every total.
 
 `make bench` runs the same at 10^6 rows and a 10^6-work catalogue; here 20,000
-usage rows over 1,000 works, in four files per format, so it runs in seconds.
+usage rows over 1,000 works, in four files per format, so it runs in seconds;
+`settle preview` is checked against the same totals.
 """
 
 from __future__ import annotations
@@ -75,3 +76,13 @@ def test_stage_profile_covers_the_whole_run(capsys, monkeypatch, tmp_path):
     for _, _, label in stages.STAGES:
         assert f"| {label} | " in table, label
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_preview_and_duckdb_totals_agree(results, fmt):
+    """`settle preview` accounts for the rows as the DuckDB job does (and as the run does)."""
+    result = next(r for r in results if r["format"] == fmt)
+    assert result["preview"]["exit"] == 0
+    differing = [c for c in result["preview_comparison"] if not c["same"]]
+    assert result["preview_agrees"] and not differing, differing
+    assert result["preview_totals"]["rows"] == result["engine_totals"]["rows"]

@@ -31,11 +31,11 @@ from builders import write_inputs
 from contracts.errors import ConservationError
 from contracts.loading import load_inputs
 from settlement import allocate, distribute, ledger
-from settlement.exports import export
+from settlement.exports import export, export_preview
 from settlement.intake import Period
 from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units,
                               minor_expr, round_half_even, to_minor)
-from settlement.run import Settlement, settle
+from settlement.run import Settlement, preview, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = float(os.environ.get("LAWS_EXAMPLES", "1"))
@@ -578,6 +578,39 @@ def test_two_runs_of_the_same_inputs_are_byte_identical(data):
     assert sorted(files_first) == sorted(files_second)
     for name, content in files_first.items():
         assert content == files_second[name], f"{name} differs"
+
+
+# --------------------------------------------------------------------------- 7b. one code path
+
+@laws(6)
+@given(data=gen.input_folders())
+def test_a_preview_charges_what_the_run_charges_to_the_byte(data):
+    """Law 7: `preview` is the run's own pipeline stopped after pricing. Its invoices,
+    quarantine.csv and unlicensed.csv are the run's byte for byte, its summary has the
+    run's id, row accounting (in all and per file), unattributed outputs, warnings and
+    charged totals, and it writes nothing that allocation would."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = write_inputs(tmp / "in", **data)
+        settled = run(folder, tmp / "run")
+        previewed = preview(load_inputs(folder), Period.parse(gen.PERIOD), gen.CLOCK)
+        export_preview(previewed, tmp / "preview")
+        run_files, preview_files = output_files(tmp / "run"), output_files(tmp / "preview")
+    shared = sorted(name for name in preview_files if name not in ("summary.json", "manifest.json"))
+    assert shared == sorted(name for name in run_files
+                            if name.startswith("invoices/") or name in ("quarantine.csv", "unlicensed.csv"))
+    for name in shared:
+        assert preview_files[name] == run_files[name], f"{name} differs"
+    summary, run_summary = (json.loads(files["summary.json"]) for files in (preview_files, run_files))
+    assert summary["preview"] is True and "preview" not in run_summary
+    assert previewed.run_id == settled.run_id == summary["run_id"]
+    for key in ("period", "clock", "rules_version", "rows", "files", "unattributed_outputs", "warnings"):
+        assert summary[key] == run_summary[key], key
+    assert summary["currencies"] == {currency: {"charged": totals["charged"]}
+                                     for currency, totals in run_summary["currencies"].items()}
+    manifest = json.loads(preview_files["manifest.json"])
+    assert [entry["path"] for entry in manifest["outputs"]] == sorted(
+        (name for name in preview_files if name != "manifest.json"), key=lambda name: name.split("/"))
 
 
 # --------------------------------------------------------------------------- 8. no float
