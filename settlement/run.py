@@ -211,7 +211,7 @@ def allocated(inputs: Inputs, period: Period, priced: list[Path], work_keys: pl.
 
 
 @dataclass(frozen=True)
-class Usage:
+class PricedUsage:
     """Usage aggregated and priced (`priced_usage`), with the priced sums for allocation."""
 
     priced: Priced
@@ -220,7 +220,7 @@ class Usage:
 
 
 def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
-                 progress: Callable[[str, int], None]) -> Usage:
+                 progress: Callable[[str, int], None]) -> PricedUsage:
     """Intake, aggregation and classification of the usage, and pricing: the priced sums
     are written to `folder`."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
@@ -239,7 +239,7 @@ def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
                     charges, usage.quarantine, classified.suspense_usage, classified.unlicensed,
                     file_accounting(usage.files, classified.statuses), usage.unattributed,
                     [w for c in charges for w in c.warnings])
-    return Usage(priced, classified.priced, usage.work_keys)
+    return PricedUsage(priced, classified.priced, usage.work_keys)
 
 
 def preview(inputs: Inputs, period: Period, clock: str,
