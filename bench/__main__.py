@@ -28,7 +28,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -45,25 +44,16 @@ GIB = 1 << 30
 
 
 def measure(command: list[str], log: Path, env: dict | None = None, timeout: float | None = None) -> dict:
-    """Run `command` as a child process: wall seconds, the child's peak RSS (bytes), exit code."""
+    """Run `command` as a child process of a small one (bench/measure.py, which says why):
+    wall seconds, the child's peak RSS (bytes), CPU seconds, exit code."""
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        fired = threading.Event()  # a kill by the timer, not by the kernel's OOM killer (both are SIGKILL)
-        timer = threading.Timer(timeout, lambda: process.poll() is None and (fired.set(), process.kill())
-                                ) if timeout else None
-        if timer:
-            timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
-        finally:
-            if timer:
-                timer.cancel()
-    process.returncode = code = os.waitstatus_to_exitcode(status)
-    return {"wall_s": time.perf_counter() - started, "peak_rss_bytes": usage.ru_maxrss * 1024, "exit": code,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "timed_out": fired.is_set(), "log": str(log),
-            "load_before": load_before, "load_after": os.getloadavg()[0]}
+    launcher = [sys.executable, "-m", "bench.measure", "--log", str(log),
+                *(["--timeout", str(timeout)] if timeout else []), "--", *command]
+    done = subprocess.run(launcher, capture_output=True, text=True, env=repo_env(env))
+    if done.returncode != 0:
+        raise SystemExit(f"bench.measure could not run {command[0]}: {done.stderr.strip()}")
+    return {**json.loads(done.stdout), "log": str(log), "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
 
 
 def flush_disk() -> None:
@@ -86,11 +76,13 @@ def engine_version() -> str:
     return head + ("+uncommitted changes" if dirty else "")
 
 
-def repo_env() -> dict:
-    """The environment with this repository on PYTHONPATH, so `-m bench.duckdb_job` runs from any directory."""
+def repo_env(env: dict | None = None) -> dict:
+    """`env` (this process's environment by default) with this repository on PYTHONPATH, so
+    `-m bench.duckdb_job` and `-m bench.measure` run from any directory."""
+    env = dict(os.environ if env is None else env)
     root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    path = env.get("PYTHONPATH")
+    return dict(env, PYTHONPATH=root + (os.pathsep + path if path else ""))
 
 
 def settle_command() -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` is not an installed package
 
 from bench import generate  # noqa: E402
-from bench.__main__ import main  # noqa: E402
+from bench.__main__ import main, measure  # noqa: E402
 
 ROWS, WORKS = 20_000, 1_000
 
@@ -86,3 +86,14 @@ def test_preview_and_duckdb_totals_agree(results, fmt):
     differing = [c for c in result["preview_comparison"] if not c["same"]]
     assert result["preview_agrees"] and not differing, differing
     assert result["preview_totals"]["rows"] == result["engine_totals"]["rows"]
+
+
+def test_a_runs_peak_is_its_own_not_the_benchmarks(tmp_path):
+    """A run's peak RSS is its own, whatever the benchmark's process held before it (a
+    child forked from a process inherits that process's high-water mark: bench/measure.py)."""
+    held = bytearray(512 << 20)
+    held[::4096] = b"x" * len(held[::4096])  # touched, so resident
+    run = measure([sys.executable, "-c", "pass"], tmp_path / "log")
+    del held
+    assert run["exit"] == 0
+    assert run["peak_rss_bytes"] < 128 << 20, run["peak_rss_bytes"]

@@ -1,0 +1,57 @@
+"""Run one command and print its wall time, CPU time, peak RSS and exit code as JSON.
+
+    python -m bench.measure --log FILE [--timeout S] -- COMMAND...
+
+The benchmark times each run through this small process instead of starting it
+from its own. On Linux a process's peak RSS (`ru_maxrss`) starts at the
+high-water mark of the process it was forked from, carried through `exec`; the
+benchmark's process grows when it reads the engine's outputs to check their
+totals (allocations.csv holds 68M rows at 100M usage rows), so every run it
+started after that reported at least the benchmark's own peak: `settle preview`
+"peaked at 17.15 GiB" at 100M rows after `settle run` had been checked. This
+process imports nothing large, so the runs it starts report their own peaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+
+def measured(command: list[str], log: str, timeout: float | None) -> dict:
+    """Run `command` with its output in `log`: wall seconds, peak RSS (bytes), CPU seconds,
+    exit code, and whether the timeout killed it."""
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        fired = threading.Event()  # a kill by the timer, not by the kernel's OOM killer (both are SIGKILL)
+        timer = threading.Timer(timeout, lambda: process.poll() is None and (fired.set(), process.kill())
+                                ) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        finally:
+            if timer:
+                timer.cancel()
+    return {"wall_s": time.perf_counter() - started, "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "exit": os.waitstatus_to_exitcode(status), "cpu_s": usage.ru_utime + usage.ru_stime,
+            "timed_out": fired.is_set()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.measure", description=__doc__.splitlines()[0])
+    parser.add_argument("--log", required=True, help="file for the command's output")
+    parser.add_argument("--timeout", type=float, help="kill the command after this many seconds")
+    parser.add_argument("command", nargs="+", help="the command, after --")
+    args = parser.parse_args()
+    json.dump(measured(args.command, args.log, args.timeout), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
