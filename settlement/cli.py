@@ -137,13 +137,16 @@ class StageProgress:
         self.progress.update(self.task, description=f"{stage}{rate}")
 
 
+def rows_line(rows: dict) -> str:
+    """Where the usage rows went, as the run and the preview print it."""
+    return (f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} suspense + "
+            f"{rows['unlicensed']} unlicensed + {rows['quarantined']} quarantined + {rows['duplicates']} duplicates")
+
+
 def print_summary(summary: dict, out: Path) -> None:
     console = Console(soft_wrap=True, highlight=False, markup=False)
-    rows = summary["rows"]
     console.print(f"Settled {summary['period']} as {summary['run_id']} (rules v{summary['rules_version']})")
-    console.print(f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} "
-                  f"suspense + {rows['unlicensed']} unlicensed + {rows['quarantined']} quarantined + "
-                  f"{rows['duplicates']} duplicates")
+    console.print(rows_line(summary["rows"]))
     for currency, t in summary["currencies"].items():
         console.print(f"  {currency}: charged {t['charged']} = payable {t['payable']} + carried forward "
                       f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
@@ -155,11 +158,8 @@ def print_summary(summary: dict, out: Path) -> None:
 
 def print_preview(summary: dict, out: Path) -> None:
     console = Console(soft_wrap=True, highlight=False, markup=False)
-    rows = summary["rows"]
     console.print(f"Preview of {summary['period']} (not settled; a run of these inputs is {summary['run_id']})")
-    console.print(f"  usage rows: {rows['rows_read']} read = {rows['accepted']} accepted + {rows['suspense']} "
-                  f"suspense + {rows['unlicensed']} unlicensed + {rows['quarantined']} quarantined + "
-                  f"{rows['duplicates']} duplicates")
+    console.print(rows_line(summary["rows"]))
     for licensee, amounts in summary["licensees"].items():
         console.print(f"  {licensee}: charged " + ", ".join(f"{amount} {currency}"
                                                             for currency, amount in amounts.items()))
