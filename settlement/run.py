@@ -248,7 +248,7 @@ def preview(inputs: Inputs, period: Period, clock: str,
     ConservationError if the usage rows do not add up (law 3)."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
         priced = priced_usage(inputs, period, clock, Path(folder), progress).priced
-    assert_conserved([], {}, priced.accounting)
+    assert_conserved([], {}, priced.accounting)  # nothing allocated: only the rows to account for
     return priced
 
 
