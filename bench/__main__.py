@@ -82,6 +82,8 @@ def repo_env(env: dict | None = None) -> dict:
     env = dict(os.environ if env is None else env)
     root = str(Path(__file__).resolve().parent.parent)
     path = env.get("PYTHONPATH")
+    if path and root in path.split(os.pathsep):
+        return env
     return dict(env, PYTHONPATH=root + (os.pathsep + path if path else ""))
 
 
@@ -103,26 +105,20 @@ def units_by_use(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 def engine_totals(out: Path) -> dict:
     """The engine's totals, from the files `settle run` writes."""
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    rows = summary["rows"]
-    quarantine = read_text_csv(out / "quarantine.csv")
-    by_reason = ({} if quarantine.height == 0 else
-                 dict(sorted(quarantine.group_by("reason").len().iter_rows())))
+    totals, summary = usage_totals(out)
     allocations = read_text_csv(out / "allocations.csv")
     usage_fee = allocations.filter(pl.col("term_id") == USAGE_TERM)
     contracts_with_fee = usage_fee["contract_id"].n_unique()
     units = {
         "accepted": units_by_use(usage_fee.filter(pl.col("status") == "accepted"), "weight"),
         "suspense": units_by_use(read_text_csv(out / "suspense.csv"), "units"),
-        "unlicensed": units_by_use(read_text_csv(out / "unlicensed.csv"), "units"),
+        "unlicensed": totals["units"]["unlicensed"],
     }
     lines = pl.scan_csv(out / "lines.csv", infer_schema=False)
     accepted_from_lines = (lines.unique(["contract_id", "work_id", "use_type", "split_version"])
                            .group_by("use_type").agg(pl.col("units").cast(pl.Int128).sum()).collect())
     return {
-        "rows_read": rows["rows_read"], "quarantined": rows["quarantined"], "duplicates": rows["duplicates"],
-        "quarantine_by_reason": by_reason,
-        "rows": {s: rows[s] for s in STATUSES},
+        **totals,
         "units": units,
         "units_by_use_type": total_by_use(units),
         "checks": {
@@ -135,18 +131,22 @@ def engine_totals(out: Path) -> dict:
     }
 
 
-def preview_totals(out: Path) -> dict:
-    """A preview's totals, from the files `settle preview` writes: its rows, quarantined
-    rows by reason and unlicensed units (allocation, which it skips, writes the rest)."""
+def usage_totals(out: Path) -> tuple[dict, dict]:
+    """The totals that `settle run` and `settle preview` both write (rows, quarantined rows
+    by reason, unlicensed units), and the summary they come from."""
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     rows = summary["rows"]
     quarantine = read_text_csv(out / "quarantine.csv")
     by_reason = ({} if quarantine.height == 0 else
                  dict(sorted(quarantine.group_by("reason").len().iter_rows())))
-    unlicensed = units_by_use(read_text_csv(out / "unlicensed.csv"), "units")
     return {"rows_read": rows["rows_read"], "quarantined": rows["quarantined"], "duplicates": rows["duplicates"],
             "quarantine_by_reason": by_reason, "rows": {s: rows[s] for s in STATUSES},
-            "units": {"unlicensed": unlicensed}, "units_by_use_type": {}}
+            "units": {"unlicensed": units_by_use(read_text_csv(out / "unlicensed.csv"), "units")}}, summary
+
+
+def preview_totals(out: Path) -> dict:
+    """A preview's totals: those of usage_totals (allocation, which it skips, writes the rest)."""
+    return {**usage_totals(out)[0], "units_by_use_type": {}}
 
 
 PREVIEW_LEAVES_OUT = ("units accepted ", "units suspense ", "units all ")  # comparable() names a preview lacks

@@ -4,7 +4,8 @@
 
 The benchmark times each run through this small process instead of starting it
 from its own. On Linux a process's peak RSS (`ru_maxrss`) starts at the
-high-water mark of the process it was forked from, carried through `exec`; the
+memory of the process it was forked from (its high-water mark, when Python's
+subprocess forks by vfork, as here), carried through `exec`; the
 benchmark's process grows when it reads the engine's outputs to check their
 totals (allocations.csv holds 68M rows at 100M usage rows), so every run it
 started after that reported at least the benchmark's own peak: `settle preview`

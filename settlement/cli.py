@@ -60,7 +60,7 @@ def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption
             progress("writing outputs", settlement.accounting["rows_read"].sum())
             return export(settlement, out)
 
-    summary = carried_out(settled, inputs, period, out, clock, usage, quiet)
+    summary = carried_out("run", settled, inputs, period, out, clock, usage, quiet)
     if not quiet:
         print_summary(summary, out)
 
@@ -73,22 +73,23 @@ def preview(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOp
     What each licensee would be charged, by the same code and to the same bytes as the
     invoices of `settle run`; nothing is allocated or paid."""
     from settlement.exports import export_preview
-    from settlement.run import preview as priced
+    from settlement.run import preview as run_preview
 
     def previewed(loaded, month, progress) -> dict:
-        result = priced(loaded, month, clock, progress)
+        result = run_preview(loaded, month, clock, progress)
         progress("writing outputs", result.accounting["rows_read"].sum())
         return export_preview(result, out)
 
-    summary = carried_out(previewed, inputs, period, out, clock, usage, quiet)
+    summary = carried_out("preview", previewed, inputs, period, out, clock, usage, quiet)
     if not quiet:
         print_preview(summary, out)
 
 
-def carried_out(step, inputs: Path, period: str, out: Path, clock: str, usage: list[str] | None,
+def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock: str, usage: list[str] | None,
                 quiet: bool) -> dict:
     """`step(inputs, period, progress)` on the loaded inputs, with the options checked, a
-    progress line on a terminal, and any failure as one error line; its summary."""
+    progress line on a terminal, and any failure as one error line; its summary.
+    `command`: what the error line calls it (run, preview)."""
     from settlement.intake import Period
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
@@ -102,15 +103,15 @@ def carried_out(step, inputs: Path, period: str, out: Path, clock: str, usage: l
     except SettlementError as error:
         fail(str(error))
     except OSError as error:  # the machine's, not the inputs': a full disk, an output path that cannot be made
-        fail(stopped_by(error, out))
+        fail(stopped_by(command, error, out))
 
 
-def stopped_by(error: OSError, out: Path) -> str:
-    """One line for a run stopped by the system: what failed, where, and what to do with
-    the output folder, which has no manifest.json and so is refused by the next run."""
+def stopped_by(command: str, error: OSError, out: Path) -> str:
+    """One line for a `command` (run, preview) stopped by the system: what failed, where, and
+    what to do with the output folder, which has no manifest.json and so is refused next time."""
     where = f": {error.filename}" if error.filename else ""
-    return (f"the run stopped on a system error ({error.strerror or error}{where}); anything written to {out} "
-            f"is incomplete: delete it before running again")
+    return (f"the {command} stopped on a system error ({error.strerror or error}{where}); anything written to "
+            f"{out} is incomplete: delete it before running again")
 
 
 class StageProgress:

@@ -342,14 +342,14 @@ def summary(s: Settlement) -> dict:
 
 def preview_summary(s: Priced) -> dict:
     """A preview's summary: what the run would charge per currency, and per licensee."""
-    charged: dict[str, int] = {}
-    for charge in s.charges:
-        currency = charge.contract.currency
-        charged[currency] = charged.get(currency, 0) + charge.total_minor
     licensees: dict[str, dict[str, int]] = {}
     for charge in sorted(s.charges, key=lambda c: (c.contract.licensee_id, c.contract.currency)):
         per_currency = licensees.setdefault(charge.contract.licensee_id, {})
         per_currency[charge.contract.currency] = per_currency.get(charge.contract.currency, 0) + charge.total_minor
+    charged: dict[str, int] = {}
+    for amounts in licensees.values():
+        for currency, amount in amounts.items():
+            charged[currency] = charged.get(currency, 0) + amount
     return {"preview": True, **summary_of(s, {currency: {"charged": format_minor(amount, currency)}
                                               for currency, amount in sorted(charged.items())}),
             "licensees": {licensee: {currency: format_minor(amount, currency) for currency, amount in amounts.items()}
@@ -379,11 +379,12 @@ def summary_of(s: Priced, currency_totals: dict, **ledger) -> dict:
 MANIFEST_THREADS = 2  # files hashed at once: hashlib releases the GIL, and the machine has two cores
 
 
-def write_manifest(s: Priced, out: Path, digests: dict[str, str]) -> None:
+def write_manifest(s: Priced, out: Path, digests: dict[str, str], preview: bool = False) -> None:
     """Every input and output file with its SHA-256 and size. `digests`: the SHA-256 of
     outputs hashed as they were written (the statements: 50,000 files at 100M usage rows;
     the line files and allocations.csv), by their path in `out`; the rest are read back
-    and hashed, a few at a time."""
+    and hashed, a few at a time. A preview's manifest says so, so that nothing that reads
+    manifests takes it for a run's."""
     inputs = [(path, display_name(path, s.inputs.folder))
               for path in sorted([*s.inputs.reference_files, *s.inputs.usage_files])]
     outputs = [(os.path.join(out, name), name) for name in output_names(out) if name != "manifest.json"]
@@ -392,6 +393,7 @@ def write_manifest(s: Priced, out: Path, digests: dict[str, str]) -> None:
         hashed = dict(zip(unknown, pool.map(sha256_file, unknown)))
     entry = lambda path, name, sha256: {"path": name, "sha256": sha256, "bytes": os.stat(path).st_size}
     write_json(out / "manifest.json", {
+        **({"preview": True} if preview else {}),
         "run_id": s.run_id, "engine_version": ENGINE_VERSION, "rules_version": RULES_VERSION,
         "inputs": [entry(path, name, hashed[path]) for path, name in inputs],
         "outputs": [entry(path, name, digests.get(name) or hashed[path]) for path, name in outputs],
@@ -430,6 +432,6 @@ def export_preview(s: Priced, out: Path) -> dict:
     write_usage_reports(s, out)
     data = preview_summary(s)
     write_json(out / "summary.json", data)
-    write_manifest(s, out, {})
+    write_manifest(s, out, {}, preview=True)
     return data
 

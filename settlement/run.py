@@ -196,17 +196,17 @@ def combined(partials: list[Classified]) -> Classified:
                       resolve.as_text(rows_and_units(unlicensed, UNLICENSED_KEY)))
 
 
-def allocated(inputs: Inputs, period: Period, priced: list[Path], work_keys: pl.Series,
+def allocated(inputs: Inputs, period: Period, sums: list[Path], work_keys: pl.Series,
               charges: list[price.ContractCharge], folder: Path) -> tuple[pl.DataFrame, Ledger]:
     """The charged terms as a frame, and the ledger that allocates and distributes them.
-    `work_keys`: the text of the priced sums' work codes."""
+    `sums`: the priced sums' files; `work_keys`: the text of their work codes."""
     charge_rows = price.charges_frame(charges)
-    unresolved = work_keys.gather(pl.scan_parquet(priced).filter(~pl.col("resolved")).select("work").unique()
+    unresolved = work_keys.gather(pl.scan_parquet(sums).filter(~pl.col("resolved")).select("work").unique()
                                   .collect()["work"])
     types = keys.key_types(inputs.catalogue.works["work_id"], unresolved, inputs.holders, inputs.contracts,
                            charge_rows["term_id"], inputs.catalogue.splits, inputs.licensees)
     charge_rows = keys.encoded(charge_rows, types)
-    by_contract = PricedByContract.written(priced, work_keys, types, folder / "by-contract")
+    by_contract = PricedByContract.written(sums, work_keys, types, folder / "by-contract")
     return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types)
 
 
@@ -234,12 +234,14 @@ def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
             groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"))
     progress("pricing", usage.rows_read)
     classified = combined(usage.partials)
+    run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
+    accounting = file_accounting(usage.files, classified.statuses)
+    quarantine, unattributed, work_keys = usage.quarantine, usage.unattributed, usage.work_keys
+    del usage  # its partials are in `classified` now
     charges = price.price_all(contracts, pl.scan_parquet(classified.priced), inputs.revenue, period)
-    priced = Priced(run_identity(inputs, usage.digest, usage.rows_read, period, clock), period, clock, inputs,
-                    charges, usage.quarantine, classified.suspense_usage, classified.unlicensed,
-                    file_accounting(usage.files, classified.statuses), usage.unattributed,
-                    [w for c in charges for w in c.warnings])
-    return PricedUsage(priced, classified.priced, usage.work_keys)
+    priced = Priced(run_id, period, clock, inputs, charges, quarantine, classified.suspense_usage,
+                    classified.unlicensed, accounting, unattributed, [w for c in charges for w in c.warnings])
+    return PricedUsage(priced, classified.priced, work_keys)
 
 
 def preview(inputs: Inputs, period: Period, clock: str,

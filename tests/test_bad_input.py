@@ -37,8 +37,8 @@ USAGE_COLUMNS = list(usage("r", "WORK:x", 1))
 ISWC = "ISWC:T-034.524.680-1"  # a valid ISWC (check digit 1)
 
 
-def settle_cli(folder: Path, out: Path, command: str = "run") -> subprocess.CompletedProcess:
-    command = [str(SETTLE), command, str(folder), "--period", "2026-10", "--out", str(out), "--clock", CLOCK]
+def settle_cli(folder: Path, out: Path, subcommand: str = "run") -> subprocess.CompletedProcess:
+    command = [str(SETTLE), subcommand, str(folder), "--period", "2026-10", "--out", str(out), "--clock", CLOCK]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 

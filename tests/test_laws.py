@@ -609,6 +609,7 @@ def test_a_preview_charges_what_the_run_charges_to_the_byte(data):
     assert summary["currencies"] == {currency: {"charged": totals["charged"]}
                                      for currency, totals in run_summary["currencies"].items()}
     manifest = json.loads(preview_files["manifest.json"])
+    assert manifest["preview"] is True and "preview" not in json.loads(run_files["manifest.json"])
     assert [entry["path"] for entry in manifest["outputs"]] == sorted(
         (name for name in preview_files if name != "manifest.json"), key=lambda name: name.split("/"))
 
