@@ -179,8 +179,7 @@ def comparable(totals: dict) -> dict[str, int]:
 def compare(engine: dict, duck: dict,
             leave_out: tuple[str, ...] = ()) -> list[tuple[str, int | None, int | None, bool]]:
     """Each total of both, named, with whether they agree; `leave_out`: prefixes of names not compared."""
-    a, b = (({k: v for k, v in comparable(t).items() if not k.startswith(leave_out)} if leave_out
-             else comparable(t)) for t in (engine, duck))
+    a, b = ({k: v for k, v in comparable(t).items() if not k.startswith(leave_out)} for t in (engine, duck))
     keys = list(dict.fromkeys([*a, *b]))
     for name in keys:  # quarantine reasons present on one side only
         a.setdefault(name, 0) if name.startswith("quarantined ") else None
@@ -248,6 +247,13 @@ def print_comparison(fmt: str, comparison: list, engine: str = "engine") -> None
         print(f"  {name.ljust(width)}  {str(a).rjust(16)}  {str(b).rjust(16)}  {'ok' if same else 'DIFFERS'}")
 
 
+def report_failure(fmt: str, job: str, run: dict) -> bool:
+    """Print that `job` failed, with the tail of its log; True (the benchmark has failed)."""
+    tail = Path(run["log"]).read_text(errors="replace").splitlines()[-15:]
+    print(f"{fmt}: {job} failed (exit {run['exit']}); log tail:", *tail, sep="\n  ")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="usage rows (default 1,000,000)")
@@ -289,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             if result["engine"]["exit"] == 0:
                 result["engine_totals"] = engine_totals(out)
             else:
-                failed = True
-                tail = Path(result["engine"]["log"]).read_text(errors="replace").splitlines()[-15:]
-                print(f"{fmt}: settle run failed (exit {result['engine']['exit']}); log tail:", *tail, sep="\n  ")
+                failed = report_failure(fmt, "settle run", result["engine"])
         if "duckdb" in jobs:
             totals_path = folder / f"duckdb-{fmt}.json"
             totals_path.unlink(missing_ok=True)
@@ -305,9 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             if result["duckdb"]["exit"] == 0:
                 result["duckdb_totals"] = json.loads(totals_path.read_text())
             else:
-                failed = True
-                tail = Path(result["duckdb"]["log"]).read_text(errors="replace").splitlines()[-15:]
-                print(f"{fmt}: duckdb job failed (exit {result['duckdb']['exit']}); log tail:", *tail, sep="\n  ")
+                failed = report_failure(fmt, "duckdb job", result["duckdb"])
         if "preview" in jobs:
             previewed = folder / f"preview-{fmt}"
             if previewed.exists():
@@ -320,10 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             if result["preview"]["exit"] == 0:
                 result["preview_totals"] = preview_totals(previewed)
             else:
-                failed = True
-                tail = Path(result["preview"]["log"]).read_text(errors="replace").splitlines()[-15:]
-                print(f"{fmt}: settle preview failed (exit {result['preview']['exit']}); log tail:", *tail,
-                      sep="\n  ")
+                failed = report_failure(fmt, "settle preview", result["preview"])
             if not args.keep:
                 shutil.rmtree(previewed, ignore_errors=True)
         if not args.keep and out.exists():  # after both runs: deleting 17 GB stalls the disk for a while

@@ -197,7 +197,6 @@ def test_error_line_shows_a_value_with_brackets_verbatim(tmp_path):
     assert "row 1" in line and "field 'country'" in line and "'[/b]'" in line
 
 
-
 def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path):
     """A system error (here --out under a regular file; a full disk takes the same way) stops
     the run with one `error:` line naming the path, not a traceback."""
@@ -207,6 +206,7 @@ def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path):
     line = assert_one_error_line(settle_cli(folder, out))
     assert "the run stopped on a system error" in line and "Not a directory" in line, line
     assert str(out) in line and "delete it before running again" in line, line
+
 
 @pytest.mark.parametrize("case", [REFERENCE_CASES[0], REFERENCE_CASES[-1], SPLIT_VERSION_CASES[-1]],
                          ids=lambda c: c.name)
@@ -235,6 +235,7 @@ def test_a_preview_does_not_clear_a_folder_that_is_not_an_output_folder(tmp_path
         assert done.returncode == 0, done.stderr
     assert sorted(path.name for path in out.iterdir()) == [
         "invoices", "manifest.json", "quarantine.csv", "summary.json", "unlicensed.csv"]
+
 
 # --- usage rows: quarantined, counted, never lost ---------------------------------------------------
 

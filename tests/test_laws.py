@@ -31,6 +31,7 @@ from builders import write_inputs
 from contracts.errors import ConservationError
 from contracts.loading import load_inputs
 from settlement import allocate, distribute, ledger
+from settlement import run as pipeline
 from settlement.exports import export, export_preview
 from settlement.intake import Period
 from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units,
@@ -449,6 +450,15 @@ def test_a_breach_of_conservation_aborts_the_run_with_its_figures(monkeypatch, m
     with pytest.raises(ConservationError, match=figure) as raised:
         settle(load_inputs(ROOT / "fixtures"), Period.parse(gen.PERIOD), gen.CLOCK)
     assert str(raised.value).startswith("conservation violated, run aborted: ")
+
+
+@pytest.mark.parametrize("step", [settle, preview], ids=["run", "preview"])
+def test_a_row_lost_from_the_accounting_aborts_the_run_and_the_preview(monkeypatch, step):
+    """Law 3 is checked at the end of every run and every preview: a file whose rows read
+    do not add up to where they went raises ConservationError naming the file and its counts."""
+    monkeypatch.setattr(pipeline, "file_accounting", off_by_one(pipeline.file_accounting, "accepted", 1))
+    with pytest.raises(ConservationError, match=r"usage/\S+: rows read (\d+) != accepted \d+ \+ duplicates"):
+        step(load_inputs(ROOT / "fixtures"), Period.parse(gen.PERIOD), gen.CLOCK)
 
 
 def test_a_line_lost_between_distribution_and_the_files_aborts_the_run(monkeypatch):
