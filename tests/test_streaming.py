@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import re
+from pathlib import Path
+
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +15,7 @@ from contracts.loading import load_inputs
 from settlement import aggregate, intake
 from settlement.intake import Period
 
+ROOT = Path(__file__).resolve().parent.parent
 PERIOD = Period.parse("2026-10")
 LICENSEES = [{"licensee_id": "ai", "name": "AI Firm", "country": "US"},
              {"licensee_id": "bi", "name": "BI Firm", "country": "US"}]
@@ -116,3 +121,24 @@ def test_work_keys_name_each_work_code(refs, names):
     named = codes.work_keys.gather(codes.work_codes[1:]).to_list()
     assert named == [work_id if work_id is not None else ref for ref, work_id in zip(refs, work_ids.to_list())]
     assert codes.work_keys[0] is None and codes.work_codes[0] == 0
+
+
+def test_validation_holds_no_whole_file_in_memory(tmp_path):
+    """The one query that reads raw rows streams in every format: its physical plan has no
+    node that polars' streaming engine marks as memory-intensive or as falling back to the
+    in-memory engine (such a node holds a whole column: with `replace`, validating a
+    10M-row CSV held all of its rows, 3.6 GiB). The colours come from the plan's own legend."""
+    csv = ROOT / "fixtures" / "usage" / "lumen-ai-2026-10-a.csv"
+    compressed = tmp_path / "lumen.csv.gz"
+    compressed.write_bytes(gzip.compress(csv.read_bytes(), mtime=0))
+    files = sorted((ROOT / "fixtures" / "usage").iterdir()) + [compressed]
+    assert {path.suffix for path in files} == {".csv", ".parquet", ".jsonl", ".gz"}
+    for index, path in enumerate(files):
+        window = aggregate.windows(path)[0]
+        graph = aggregate.validation(path, index, path.name, window, PERIOD, ["lumen-ai"]).show_graph(
+            engine="streaming", plan_stage="physical", raw_output=True, show=False)
+        legend = {colour: meaning.strip().removesuffix(" node")
+                  for colour, meaning in re.findall(r'COLOR="([^"]+)">⬤</FONT>([^<>]+)', graph)}
+        marked = {legend[colour] for colour in re.findall(r'fillcolor="([^"]+)"', graph)}
+        assert set(legend.values()) == {"potentially memory-intensive", "in-memory engine fallback"}, graph
+        assert not marked, f"{path.name}: {marked}"
