@@ -166,3 +166,48 @@ def test_a_row_hash_changes_with_any_field_and_with_values_moved_between_fields(
     hashes = frame.select(intake.raw_row_hash())[:, 0].to_list()
     assert (hashes[1] == hashes[0]) == (changed == row)
     assert (hashes[2] == hashes[0]) == (swapped == row)
+
+
+JSON_SCALARS = st.one_of(
+    st.text(max_size=6), st.sampled_from(["ai", "WORK:W1", "2026-10-05T14:03:00Z", "0.25", "", "é", "\x00", "\ud800"]),
+    st.integers(min_value=-(10**30), max_value=10**30), st.sampled_from([0, -0.0, 1e3, 1.5, 2.0, 1e-7]),
+    st.booleans(), st.none())
+JSON_VALUES = st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=2), st.dictionaries(st.text(max_size=3),
+                                                                                          JSON_SCALARS, max_size=2))
+JSON_KEYS = st.one_of(st.sampled_from(intake.USAGE_COLUMNS), st.text(max_size=5))
+
+
+@st.composite
+def json_lines(draw) -> str:
+    """A line a JSON Lines exporter might write, or a broken one: an object of usage columns and
+    other keys (a key possibly twice), values of every JSON type, escaped or not, spaced or not."""
+    members = draw(st.lists(st.tuples(JSON_KEYS, JSON_VALUES), max_size=6))
+    ascii_only, spaced = draw(st.booleans()), draw(st.booleans())
+    dumped = [json.dumps(key, ensure_ascii=ascii_only) + (" : " if spaced else ":")
+              + json.dumps(value, ensure_ascii=ascii_only) for key, value in members]
+    line = "{" + (", " if spaced else ",").join(dumped) + "}"
+    broken = draw(st.sampled_from(["", "", "", "cut", "bom", "array", "nan", "tail", "cr", "ws"]))
+    return {"": line, "cut": line[:len(line) // 2], "bom": "\ufeff" + line, "array": f"[{line}]",
+            "nan": line.replace("}", ', "units": NaN}', 1), "tail": line + " x", "cr": line + "\r",
+            "ws": f" \t{line} "}[broken]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(json_lines(), min_size=1, max_size=8))
+def test_json_lines_parsed_once_read_as_they_would_by_json_path(tmp_path_factory, lines):
+    """A plain JSON line is parsed once (intake.plain_object), every other one field by field by
+    JSON path: for every line, each usage column and the malformed flag are what a JSON path per
+    field gives, so the fast parse changes no row's fate. A line written by json.dumps from a usage
+    row is plain (it takes the fast parse)."""
+    path = tmp_path_factory.mktemp("jsonl") / "usage.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="replace")  # a raw lone surrogate: not UTF-8
+    read = intake.scan_ndjson_as_text(path).collect()
+    line = pl.col("line")
+    is_object = line.str.strip_chars().str.starts_with("{") & line.str.json_path_match("$").is_not_null()
+    by_path = read.select(
+        "row", *(line.str.json_path_match(f"$.{column}").alias(column) for column in intake.USAGE_COLUMNS),
+        pl.when(~is_object).then(pl.lit("malformed_json"))
+        .when(line.str.contains(r'"attribution"\s*:\s*[-0-9.]')).then(pl.lit("attribution_number")).alias("malformed"))
+    assert read.select(by_path.columns).to_dicts() == by_path.to_dicts()
+    common = pl.Series([json.dumps(usage("r1", "WORK:W1", 5)), json.dumps(usage("r2", "ISWC:T-034.524.680-1", 7))])
+    assert pl.select(intake.plain_object(pl.lit(common))).to_series().all()
