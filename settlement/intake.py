@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from contracts.errors import InputError
 from contracts.identifiers import EXPECTED as IDENTIFIER_EXPECTED
@@ -66,7 +67,8 @@ def scan_usage_file(path: Path, file_index: int, display: str,
 
     Files must be UTF-8: a lossy decoding could merge two distinct record ids.
     A CSV row with more fields than its header is an error, not silently cut.
-    A file that cannot be read at all is an `InputError` naming it."""
+    A file that cannot be read at all is an `InputError` naming it: here when its
+    start shows it, else when the scan runs (validate_to_spill)."""
     name = path.name
     json_lines = name.endswith((".jsonl", ".ndjson"))
     try:
@@ -76,9 +78,8 @@ def scan_usage_file(path: Path, file_index: int, display: str,
             raise ValueError(f"{display}: only Parquet files are read in windows")
         elif json_lines:
             frame = scan_ndjson_as_text(path)
-        else:  # CSV; gzip and zstd are decompressed as they stream (their first bytes are not text)
-            if not name.endswith((".csv.gz", ".csv.zst")):
-                refuse_unreadable_text(path, display)
+        else:  # CSV; gzip and zstd are decompressed as they stream
+            refuse_unreadable_text(path, display)
             frame = numbered(pl.scan_csv(path, infer_schema=False, raise_if_empty=False), 1)
         present = frame.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -98,15 +99,28 @@ def scan_usage_file(path: Path, file_index: int, display: str,
 
 def refuse_unreadable_text(path: Path, display: str) -> None:
     """Refuse, by their first bytes, the CSVs polars would read as no rows at all:
-    UTF-16 (a header of NUL-laced names) and bare-CR line ends (one long header line)."""
-    with path.open("rb") as handle:
-        head = handle.read(4096)
+    UTF-16 (a header of NUL-laced names) and bare-CR line ends (one long header line).
+    A compressed file's first bytes are read decompressed."""
+    head = first_bytes(path, 4096)
     first_line = head.split(b"\n", 1)[0]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or first_line.count(b"\x00") * 3 > len(first_line):
         raise InputError(display, "is not UTF-8 (it looks like UTF-16)", expected="a UTF-8 CSV with a header row")
     unquoted = re.sub(rb'"[^"]*"', b"", head)  # a CR inside a quoted field is data, not a line end
     if b"\r" in unquoted.rstrip(b"\r") and b"\n" not in head:
         raise InputError(display, "ends its lines with a bare CR", expected="LF or CRLF line ends")
+
+
+def first_bytes(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a CSV's text: decompressed for .csv.gz and .csv.zst."""
+    compression = {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
+    if compression is None:
+        with path.open("rb") as handle:
+            return handle.read(size)
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            return stream.read(size)
+    except pa.ArrowException as error:  # not what its name says, or cut short
+        raise OSError(str(error)) from None
 
 
 def unreadable(display: str, error: Exception) -> InputError:
@@ -144,8 +158,8 @@ def numbered(frame: pl.LazyFrame, first: int) -> pl.LazyFrame:
 
 
 def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
-    """JSON Lines read as text lines, each field taken by JSON path, so a malformed
-    line is one quarantined record (`malformed`), never a failed file. `row` is
+    """JSON Lines read as text lines, each line's fields taken from it as text, so a
+    malformed line is one quarantined record (`malformed`), never a failed file. `row` is
     the line number; blank lines are not records. An attribution written as a
     JSON number is refused: it may already have been rounded by whoever wrote it.
 
@@ -154,9 +168,10 @@ def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
     That was twelve parses a line: a 10M-row file took 128.1 s to validate, and
     18.2 s parsed once (the same rows as CSV: 7-8 s). Both give the same text for
     a plain line, which tests/test_intake.py checks on generated lines."""
-    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, new_columns=["line"],
-                        schema={"line": pl.String}, truncate_ragged_lines=True, raise_if_empty=False)
-    lines = lines.with_row_index("row", offset=1).filter(pl.col("line").str.strip_chars() != "")
+    # whole lines, whatever bytes they hold (read as CSV with a separator no JSON holds raw,
+    # 0x1F, a line was cut at that byte and what came before it could pass as valid)
+    lines = pl.scan_lines(path, name="line").with_row_index("row", offset=1)
+    lines = lines.filter(pl.col("line").str.strip_chars() != "")
     line, plain, parsed = pl.col("line"), pl.col("_plain"), pl.col("_parsed")
     other = pl.when(~plain).then(line)  # null for a plain line, so that no JSON path is taken on it
     is_object = plain | (other.str.strip_chars().str.starts_with("{") & other.str.json_path_match("$").is_not_null())

@@ -46,6 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -657,6 +658,31 @@ def test_unreadable_or_oddly_typed_parquet_is_handled(make, records):
 def test_truncated_gzip_csv_is_handled():
     data = gzip.compress(csv_bytes(GOOD_LINE), mtime=0)[:-6]
     assert_handled(settle_files({"cut.csv.gz": data}), {"cut.csv.gz": 1})
+
+
+@pytest.mark.parametrize(("suffix", "compress"), [(".gz", lambda data: gzip.compress(data, mtime=0)),
+                                                  (".zst", lambda data: pa.compress(data, codec="zstd", asbytes=True))],
+                         ids=["gz", "zst"])
+@pytest.mark.parametrize(("text", "problem"), [
+    (csv_bytes(GOOD_LINE, GOOD_LINE.replace("g1", "g2")).replace(b"\n", b"\r"), "ends its lines with a bare CR"),
+    (csv_bytes(GOOD_LINE).decode().encode("utf-16"), "is not UTF-8"),
+], ids=["bare-cr", "utf-16"])
+def test_compressed_csv_is_checked_as_plain_csv_is(suffix, compress, text, problem):
+    """A compressed CSV's first bytes are checked decompressed: with bare-CR line ends its rows
+    were read as one header line, and lost without a word."""
+    outcome = settle_files({"odd.csv" + suffix: compress(text)})
+    assert outcome.error is not None and problem in str(outcome.error), outcome
+
+
+def test_jsonl_line_with_a_raw_unit_separator_is_quarantined():
+    """A raw 0x1F is not JSON. Lines were once read as CSV with that byte as the separator, so a line
+    was cut at it and what came before could pass as a valid record (on line 1 the file failed)."""
+    for lines in ([GOOD_JSON + "\x1f junk", GOOD_JSON.replace("g1", "g2")],
+                  [GOOD_JSON, GOOD_JSON.replace("g1", "g2") + "\x1f"]):
+        outcome = settle_files({"sep.jsonl": ("\n".join(lines) + "\n").encode()})
+        assert_accounted(outcome, {"sep.jsonl": 2})
+        assert [(q["row"], q["reason"]) for q in outcome.quarantine] == [
+            (1 + lines.index(next(line for line in lines if "\x1f" in line)), "malformed_json")]
 
 
 @pytest.mark.parametrize(("name", "content"), [
