@@ -110,12 +110,17 @@ def refuse_unreadable_text(path: Path, display: str) -> None:
         raise InputError(display, "ends its lines with a bare CR", expected="LF or CRLF line ends")
 
 
+COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
 def first_bytes(path: Path, size: int) -> bytes:
-    """The first `size` bytes of a CSV's text: decompressed for .csv.gz and .csv.zst."""
-    compression = {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
+    """The first `size` bytes of a CSV's text, decompressed when the file is gzip or zstd.
+    Known by its first bytes, not its name, as polars' reader knows it."""
+    with path.open("rb") as handle:
+        head = handle.read(size)
+    compression = next((name for magic, name in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
     if compression is None:
-        with path.open("rb") as handle:
-            return handle.read(size)
+        return head
     try:
         with pa.input_stream(str(path), compression=compression) as stream:
             return stream.read(size)
@@ -170,8 +175,9 @@ def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
     a plain line, which tests/test_intake.py checks on generated lines."""
     # whole lines, whatever bytes they hold (read as CSV with a separator no JSON holds raw,
     # 0x1F, a line was cut at that byte and what came before it could pass as valid)
-    lines = pl.scan_lines(path, name="line").with_row_index("row", offset=1)
-    lines = lines.filter(pl.col("line").str.strip_chars() != "")
+    lines = pl.scan_lines(path, name="line").with_row_index("row", offset=1).with_columns(
+        pl.when(pl.col("row") == 1).then(pl.col("line").str.strip_prefix("\ufeff")).otherwise(pl.col("line")))
+    lines = lines.filter(pl.col("line").str.strip_chars() != "")  # a byte-order mark is not part of the text
     line, plain, parsed = pl.col("line"), pl.col("_plain"), pl.col("_parsed")
     other = pl.when(~plain).then(line)  # null for a plain line, so that no JSON path is taken on it
     is_object = plain | (other.str.strip_chars().str.starts_with("{") & other.str.json_path_match("$").is_not_null())

@@ -674,15 +674,33 @@ def test_compressed_csv_is_checked_as_plain_csv_is(suffix, compress, text, probl
     assert outcome.error is not None and problem in str(outcome.error), outcome
 
 
-def test_jsonl_line_with_a_raw_unit_separator_is_quarantined():
+@pytest.mark.parametrize(("lines", "bad_row"), [
+    ([GOOD_JSON + "\x1f junk", GOOD_JSON.replace("g1", "g2")], 1),
+    ([GOOD_JSON, GOOD_JSON.replace("g1", "g2") + "\x1f"], 2),
+], ids=["line-1", "end-of-line-2"])
+def test_jsonl_line_with_a_raw_unit_separator_is_quarantined(lines, bad_row):
     """A raw 0x1F is not JSON. Lines were once read as CSV with that byte as the separator, so a line
     was cut at it and what came before could pass as a valid record (on line 1 the file failed)."""
-    for lines in ([GOOD_JSON + "\x1f junk", GOOD_JSON.replace("g1", "g2")],
-                  [GOOD_JSON, GOOD_JSON.replace("g1", "g2") + "\x1f"]):
-        outcome = settle_files({"sep.jsonl": ("\n".join(lines) + "\n").encode()})
-        assert_accounted(outcome, {"sep.jsonl": 2})
-        assert [(q["row"], q["reason"]) for q in outcome.quarantine] == [
-            (1 + lines.index(next(line for line in lines if "\x1f" in line)), "malformed_json")]
+    outcome = settle_files({"sep.jsonl": ("\n".join(lines) + "\n").encode()})
+    assert_accounted(outcome, {"sep.jsonl": 2})
+    assert [(q["row"], q["reason"]) for q in outcome.quarantine] == [(bad_row, "malformed_json")]
+
+
+def test_jsonl_byte_order_mark_is_not_part_of_the_first_record():
+    """A UTF-8 byte-order mark before line 1 is dropped, as CSV readers drop it: both records count."""
+    data = b"\xef\xbb\xbf" + GOOD_JSON.encode() + b"\n" + GOOD_JSON.replace("g1", "g2").encode() + b"\n"
+    outcome = settle_files({"bom.jsonl": data})
+    assert_accounted(outcome, {"bom.jsonl": 2})
+    assert outcome.counts["usage/bom.jsonl"]["accepted"] == 2 and not outcome.quarantine
+
+
+def test_compressed_csv_is_known_by_its_bytes_not_its_name():
+    """A plain CSV named .csv.gz, and a gzip named .csv.zst, are read as what they are."""
+    text = csv_bytes(GOOD_LINE, GOOD_LINE.replace("g1", "g2"))
+    outcome = settle_files({"plain.csv.gz": text, "gzip.csv.zst": gzip.compress(text.replace(b"g", b"h"), mtime=0)})
+    assert_accounted(outcome, {"plain.csv.gz": 2, "gzip.csv.zst": 2})
+    assert {name: counts["accepted"] for name, counts in outcome.counts.items()} == {
+        "usage/plain.csv.gz": 2, "usage/gzip.csv.zst": 2}
 
 
 @pytest.mark.parametrize(("name", "content"), [
