@@ -247,6 +247,15 @@ def print_comparison(fmt: str, comparison: list, engine: str = "engine") -> None
         print(f"  {name.ljust(width)}  {str(a).rjust(16)}  {str(b).rjust(16)}  {'ok' if same else 'DIFFERS'}")
 
 
+def timed_settle(command: str, inputs: Path, out: Path, log_file: Path, env: dict, timeout: float | None) -> dict:
+    """`settle COMMAND` (run, preview) on `inputs` into a new `out`, timed (measure)."""
+    if out.exists():
+        shutil.rmtree(out)
+    flush_disk()
+    return measure([*settle_command(), command, str(inputs), "--period", PERIOD, "--out", str(out), "--clock", CLOCK,
+                    "--quiet"], log_file, env, timeout)
+
+
 def report_failure(fmt: str, job: str, run: dict) -> bool:
     """Print that `job` failed, with the tail of its log; True (the benchmark has failed)."""
     tail = Path(run["log"]).read_text(errors="replace").splitlines()[-15:]
@@ -286,12 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         result: dict = {"format": fmt, "rows": args.rows, "works": args.works, "engine_version": version}
         env = dict(os.environ, **({"POLARS_VERBOSE": "1"} if args.polars_verbose else {}))
         if "engine" in jobs:
-            if out.exists():
-                shutil.rmtree(out)
             log(f"{fmt}: settle run ...")
-            flush_disk()
-            result["engine"] = measure([*settle_command(), "run", str(inputs), "--period", PERIOD, "--out", str(out),
-                                        "--clock", CLOCK, "--quiet"], folder / f"engine-{fmt}.log", env, args.timeout)
+            result["engine"] = timed_settle("run", inputs, out, folder / f"engine-{fmt}.log", env, args.timeout)
             if result["engine"]["exit"] == 0:
                 result["engine_totals"] = engine_totals(out)
             else:
@@ -312,13 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 failed = report_failure(fmt, "duckdb job", result["duckdb"])
         if "preview" in jobs:
             previewed = folder / f"preview-{fmt}"
-            if previewed.exists():
-                shutil.rmtree(previewed)
             log(f"{fmt}: settle preview ...")
-            flush_disk()
-            result["preview"] = measure([*settle_command(), "preview", str(inputs), "--period", PERIOD, "--out",
-                                         str(previewed), "--clock", CLOCK, "--quiet"], folder / f"preview-{fmt}.log",
-                                        env, args.timeout)
+            result["preview"] = timed_settle("preview", inputs, previewed, folder / f"preview-{fmt}.log", env,
+                                             args.timeout)
             if result["preview"]["exit"] == 0:
                 result["preview_totals"] = preview_totals(previewed)
             else:

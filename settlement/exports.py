@@ -343,13 +343,12 @@ def summary(s: Settlement) -> dict:
 def preview_summary(s: Priced) -> dict:
     """A preview's summary: what the run would charge per currency, and per licensee."""
     licensees: dict[str, dict[str, int]] = {}
-    for charge in sorted(s.charges, key=lambda c: (c.contract.licensee_id, c.contract.currency)):
-        per_currency = licensees.setdefault(charge.contract.licensee_id, {})
-        per_currency[charge.contract.currency] = per_currency.get(charge.contract.currency, 0) + charge.total_minor
     charged: dict[str, int] = {}
-    for amounts in licensees.values():
-        for currency, amount in amounts.items():
-            charged[currency] = charged.get(currency, 0) + amount
+    for charge in sorted(s.charges, key=lambda c: (c.contract.licensee_id, c.contract.currency)):
+        currency, amount = charge.contract.currency, charge.total_minor
+        per_currency = licensees.setdefault(charge.contract.licensee_id, {})
+        per_currency[currency] = per_currency.get(currency, 0) + amount
+        charged[currency] = charged.get(currency, 0) + amount
     return {"preview": True, **summary_of(s, {currency: {"charged": format_minor(amount, currency)}
                                               for currency, amount in sorted(charged.items())}),
             "licensees": {licensee: {currency: format_minor(amount, currency) for currency, amount in amounts.items()}

@@ -174,10 +174,11 @@ def scan_ndjson_as_text(path: Path) -> pl.LazyFrame:
     18.2 s parsed once (the same rows as CSV: 7-8 s). Both give the same text for
     a plain line, which tests/test_intake.py checks on generated lines."""
     # whole lines, whatever bytes they hold (read as CSV with a separator no JSON holds raw,
-    # 0x1F, a line was cut at that byte and what came before it could pass as valid)
+    # 0x1F, a line was cut at that byte and what came before it could pass as valid), less
+    # a byte-order mark before the first
     lines = pl.scan_lines(path, name="line").with_row_index("row", offset=1).with_columns(
         pl.when(pl.col("row") == 1).then(pl.col("line").str.strip_prefix("\ufeff")).otherwise(pl.col("line")))
-    lines = lines.filter(pl.col("line").str.strip_chars() != "")  # a byte-order mark is not part of the text
+    lines = lines.filter(pl.col("line").str.strip_chars() != "")
     line, plain, parsed = pl.col("line"), pl.col("_plain"), pl.col("_parsed")
     other = pl.when(~plain).then(line)  # null for a plain line, so that no JSON path is taken on it
     is_object = plain | (other.str.strip_chars().str.starts_with("{") & other.str.json_path_match("$").is_not_null())
