@@ -280,7 +280,7 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 
     Each column is its own query: queries collected together share one scan,
     which buffers what the slowest has not consumed (13 GB at 100M rows)."""
-    valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
+    valid = pl.scan_parquet(spill).filter(pl.col("failed_check").is_null())
     values = {c: valid.select(c).unique().collect()[c].drop_nulls().sort() for c in TEXT_KEY}
     identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"])  # sorted
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
@@ -314,7 +314,7 @@ def validation(path: Path, index: int, name: str, window: tuple[int, int | None]
     """The query that validates one window of one usage file (validate_to_spill). Every step
     of it streams, none needs a whole column (intake.empty_as), so a CSV or JSON Lines
     file of any size is validated in bounded memory."""
-    return intake.validated(intake.scan_usage_file(path, index, name, window), period, licensees)
+    return intake.checked(intake.scan_usage_file(path, index, name, window), period, licensees)
 
 
 def windows(path: Path) -> list[tuple[int, int | None] | None]:
@@ -330,18 +330,19 @@ def windows(path: Path) -> list[tuple[int, int | None] | None]:
     return [(start, SLICE_ROWS) for start in starts[:-1]] + [(starts[-1] if starts else 0, None)]
 
 
-def first_pass(spill: list[Path]) -> list[pl.DataFrame]:
-    """Re-send candidates, attribution per output, per-file counts, quarantined rows:
-    one query each, so no query's unread input waits in memory for another (see group_codes)."""
+def first_pass(spill: list[Path], texts: pl.DataFrame) -> list[pl.DataFrame]:
+    """Re-send candidates, attribution per output, per-file counts, quarantined rows (each
+    with its failed check's text from `texts`, intake.check_texts): one query each, so no
+    query's unread input waits in memory for another (see group_codes)."""
     rows = pl.scan_parquet(spill)
-    valid = rows.filter(pl.col("reason").is_null())
+    valid = rows.filter(pl.col("failed_check").is_null())
     by_output = (valid.filter(pl.col("attribution_nanos").is_not_null())
                  .group_by("licensee_id", "output_id").agg(pl.col("attribution_nanos").sum()))
     per_file = rows.group_by("file_index").agg(
         pl.len().cast(pl.Int64).alias("rows_read"),
-        pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined"),
+        pl.col("failed_check").is_not_null().sum().cast(pl.Int64).alias("quarantined"),
         pl.col("row_hash").sum().alias("digest"))
-    quarantined = rows.filter(pl.col("reason").is_not_null()).select(
+    quarantined = rows.filter(pl.col("failed_check").is_not_null()).with_columns(intake.described(texts)).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
     per_file, by_output, quarantined = (plan.collect() for plan in (per_file, by_output, quarantined))
     # the quarantined rows are kept until the run ends
@@ -373,7 +374,7 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
     their place as one integer in a set, not by an anti-join: at 100M rows the join's
     rows waited in memory for the key's codes, and writing the keyed rows peaked 1.1 GiB
     higher."""
-    valid = pl.scan_parquet(spill).filter(pl.col("reason").is_null())
+    valid = pl.scan_parquet(spill).filter(pl.col("failed_check").is_null())
     places = not_counting.select(intake.place()).to_series()
     counting = valid.filter(~intake.place().is_in(places.implode()))
     return codes.with_ref_codes(counting).select(*codes.key(), "units_count", "attribution_nanos")
@@ -432,7 +433,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     scan = pl.scan_parquet(spill)
     schema = scan.collect_schema()
     candidates = (scan
-                  .filter(pl.col("reason").is_null()
+                  .filter(pl.col("failed_check").is_null()
                           & (pl.col("record_hash").is_in(by_record["record_hash"].implode()) | over
                              | pl.col("work_ref").is_in(refused["work_ref"].implode())))
                   .select(*(candidate(c, schema[c]) for c in CANDIDATE_COLUMNS), "record_hash")
@@ -478,7 +479,7 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder))
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
-        by_record, by_output, per_file, quarantined = first_pass(spill)
+        by_record, by_output, per_file, quarantined = first_pass(spill, intake.check_texts(period, licensees))
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         # per licensee only, from here on: one row per output (5.8M at 100M rows) is not held
         outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
