@@ -352,13 +352,6 @@ def described(texts: pl.DataFrame) -> list[pl.Expr]:
     return [pl.lit(texts[name]).gather(pl.col("failed_check")).alias(name) for name in CHECK_TEXTS]
 
 
-def validated(rows: pl.LazyFrame, period: Period, licensees: list[str]) -> pl.LazyFrame:
-    """`checked`, with the reason, field and expected text of each row's failed check (null
-    when valid) in place of its index."""
-    return checked(rows, period, licensees).with_columns(described(check_texts(period, licensees))).drop(
-        "failed_check")
-
-
 def identifier_table(work_refs: pl.Series, ambiguous: list[str], canonical: pl.Series | None = None) -> pl.DataFrame:
     """Each raw `work_ref` of `work_refs` (distinct; in their order: sorted when they
     are) with its normalised `ref`, or the reason it is refused (`ref_reason`,

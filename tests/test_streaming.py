@@ -47,7 +47,10 @@ def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
     deduplicate, check attribution, keep the counted rows, sum."""
     scans = [intake.scan_usage_file(p, i, intake.display_name(p, inputs.folder))
              for i, p in enumerate(inputs.usage_files)]
-    rows = intake.validated(pl.concat(scans), PERIOD, list(inputs.licensees)).collect(engine="in-memory")
+    licensees = list(inputs.licensees)
+    rows = (intake.checked(pl.concat(scans), PERIOD, licensees)
+            .with_columns(intake.described(intake.check_texts(PERIOD, licensees))).drop("failed_check")
+            .collect(engine="in-memory"))
     identifiers = intake.identifier_table(rows["work_ref"].drop_nulls().unique(), inputs.catalogue.ambiguous["ref"].to_list())
     rows = intake.with_identifier_reasons(rows, identifiers)
     rows = intake.attribution_checked(intake.deduplicated(rows.lazy())).collect()
