@@ -46,6 +46,7 @@ import polars as pl
 
 from settlement import intake
 from settlement.money import MONEY
+from settlement.progress import SILENT, Progress
 from settlement.spill import ROWS_SPILL, written_partitions
 
 GROUP_KEY = ["file_index", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
@@ -289,24 +290,34 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 
 
 
-def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path) -> list[Path]:
+def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path,
+                      progress: Progress = SILENT) -> list[Path]:
     """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`.
+    `progress` is told the files and rows read after each part.
 
     Parquet input is validated SLICE_ROWS rows at a time: the streaming
     engine reads Parquet faster than it validates and writes, and what it has
     read waits in memory (one sink over a whole 10M-row file peaked at 0.6 and
     1.2 GiB, in slices of 1M at 0.45 GiB)."""
-    parts = []
+    parts, rows_read = [], 0
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
         try:
-            for number, window in enumerate(windows(path)):
+            cuts = windows(path)
+            for number, window in enumerate(cuts):
                 part = spill / f"{index:06d}-{number:06d}.parquet"
                 validation(path, index, name, window, period, licensees).sink_parquet(part, **ROWS_SPILL)
                 parts.append(part)
+                rows_read += spilled_rows(part)
+                progress.reading(index + (number + 1) / len(cuts), len(files), rows_read)
         except (pl.exceptions.PolarsError, OSError) as error:
             raise intake.unreadable(name, error) from None
     return parts
+
+
+def spilled_rows(part: Path) -> int:
+    """The rows of a spill part: every row read, valid or not (from the file's metadata)."""
+    return pl.scan_parquet(part).select(pl.len()).collect().item()
 
 
 def validation(path: Path, index: int, name: str, window: tuple[int, int | None] | None, period,
@@ -470,14 +481,18 @@ def resends_settled(candidates: pl.DataFrame, refused: pl.DataFrame, over: pl.Ex
 
 def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
                     cuts: list[dt.datetime], catalogue_refs: pl.DataFrame,
-                    reduce: Callable[[pl.DataFrame], T] = lambda groups: groups) -> UsageAggregate[T]:
+                    reduce: Callable[[pl.DataFrame], T] = lambda groups: groups,
+                    progress: Progress = SILENT) -> UsageAggregate[T]:
     """Intake and aggregation of every usage file (see the module's docstring).
     `catalogue_refs` (ref, work_id): the catalogue's normalised identifiers, which skip
-    normalisation, resolve each group's work and keep each work's groups in one partition."""
+    normalisation, resolve each group's work and keep each work's groups in one partition.
+    `progress` is told the files and rows read while they are read, then when the
+    aggregation starts."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
-        spill = validate_to_spill(files, root, period, licensees, Path(folder))
+        spill = validate_to_spill(files, root, period, licensees, Path(folder), progress)
+        progress.stage("aggregating the usage")
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
         by_record, by_output, per_file, quarantined = first_pass(spill, intake.check_texts(period, licensees))
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)

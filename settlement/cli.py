@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich import progress as bar
 
 from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
 from contracts.errors import SettlementError
@@ -21,6 +21,7 @@ from contracts.loading import load_inputs
 from contracts.parties import Licensee, RightsHolder
 from contracts.policy import DistributionPolicy, RevenueReport
 from contracts.usage import UsageRecord
+from settlement.progress import Progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Exact, auditable royalty settlement for AI licences.")
@@ -57,7 +58,7 @@ def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption
 
     def settled(loaded, month, progress) -> dict:
         with settle(loaded, month, clock, progress) as settlement:
-            progress("writing outputs", settlement.accounting["rows_read"].sum())
+            progress.stage("writing outputs")
             return export(settlement, out)
 
     summary = carried_out("run", settled, inputs, period, out, clock, usage, quiet)
@@ -77,7 +78,7 @@ def preview(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOp
 
     def previewed(loaded, month, progress) -> dict:
         result = run_preview(loaded, month, clock, progress)
-        progress("writing outputs", result.accounting["rows_read"].sum())
+        progress.stage("writing outputs")
         return export_preview(result, out)
 
     summary = carried_out("preview", previewed, inputs, period, out, clock, usage, quiet)
@@ -88,7 +89,7 @@ def preview(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOp
 def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock: str, usage: list[str] | None,
                 quiet: bool) -> dict:
     """`step(inputs, period, progress)` on the loaded inputs, with the options checked, a
-    progress line on a terminal, and any failure as one error line; its summary.
+    progress bar on a terminal, and any failure as one error line; its summary.
     `command`: what the error line calls it (run, preview)."""
     from settlement.intake import Period
 
@@ -98,7 +99,7 @@ def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock:
         fail(f"--clock {clock!r}: expected a UTC time such as 2026-11-05T09:00:00Z")
     try:
         with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
-            progress("loading contracts and catalogue", 0)
+            progress.stage("loading contracts and catalogue")
             return step(load_inputs(inputs, usage), Period.parse(period), progress)
     except SettlementError as error:
         fail(str(error))
@@ -114,28 +115,44 @@ def stopped_by(command: str, error: OSError, out: Path) -> str:
             f"{out} is incomplete: delete it before running again")
 
 
-class StageProgress:
-    """A rich progress line on a terminal: the stage, rows read so far and rows per second."""
+class StageProgress(Progress):
+    """A rich progress bar on a terminal: the stage and its time so far; while the usage
+    logs are read, a bar over the files with the rows read and rows per second, and after
+    that the rows read and their rate. Draws nothing when disabled (--quiet, or output
+    that is not a terminal)."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                 transient=True, disable=not enabled)
+        self.bar = bar.Progress(bar.SpinnerColumn(), bar.TextColumn("{task.description}"), bar.BarColumn(),
+                                bar.TextColumn("{task.fields[detail]}"), bar.TimeElapsedColumn(),
+                                transient=True, disable=not enabled)
         self.task = None
-        self.started = time.monotonic()
+        self.stage_started = time.monotonic()
+        self.rows = ""  # the rows read and their rate, once reading has begun
 
     def __enter__(self) -> "StageProgress":
-        self.progress.start()
-        self.task = self.progress.add_task("starting", total=None)
+        self.bar.start()
+        self.task = self.bar.add_task("", total=None, detail="")
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        self.bar.stop()
 
-    def __call__(self, stage: str, rows: int) -> None:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = f", {rows:,} rows ({rows / elapsed:,.0f} rows/s)" if rows else ""
-        self.progress.update(self.task, description=f"{stage}{rate}")
+    def stage(self, name: str) -> None:
+        """A new stage, with its own bar and time (reset: the last one's bar may be full)."""
+        self.stage_started = time.monotonic()
+        self.bar.reset(self.task, total=None, description=name, detail=self.rows)
+        self.bar.refresh()  # drawn now, however soon the next stage comes
+
+    def reading(self, files_done: float, files: int, rows_read: int) -> None:
+        self.rows = rows_and_rate(rows_read, time.monotonic() - self.stage_started)
+        self.bar.update(self.task, total=files, completed=files_done,
+                        detail=f"{int(files_done)}/{files} files, {self.rows}")
+        self.bar.refresh()
+
+
+def rows_and_rate(rows: int, seconds: float) -> str:
+    """Rows read in `seconds`, as the progress bar shows them."""
+    return f"{rows:,} rows read, {rows / max(seconds, 1e-9):,.0f} rows/s"
 
 
 def rows_line(rows: dict) -> str:

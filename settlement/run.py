@@ -21,7 +21,6 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 
@@ -31,6 +30,7 @@ from settlement import aggregate, keys, price, resolve
 from settlement.conservation import assert_conserved
 from settlement.intake import Period
 from settlement.ledger import Ledger, PricedByContract, make_ledger
+from settlement.progress import SILENT, Progress
 from settlement.spill import SPILL
 
 RULES_VERSION = "1"
@@ -219,20 +219,20 @@ class PricedUsage:
     work_keys: pl.Series  # the text of their work codes
 
 
-def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
-                 progress: Callable[[str, int], None]) -> PricedUsage:
+def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path, progress: Progress) -> PricedUsage:
     """Intake, aggregation and classification of the usage, and pricing: the priced sums
     are written to `folder`."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
-    progress(f"intake and aggregation of {len(inputs.usage_files)} usage files", 0)
+    count = len(inputs.usage_files)
+    progress.stage(f"reading {count} usage file{'s' if count != 1 else ''}")
     segments = aggregate.segment_starts(period, cuts)
     numbers = itertools.count()
     usage = aggregate.aggregate_usage(
         inputs.usage_files, inputs.folder, period, list(inputs.licensees), catalogue.ambiguous["ref"].to_list(),
         cuts, catalogue.refs, reduce=lambda groups: classified_partition(
-            groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"))
-    progress("pricing", usage.rows_read)
+            groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"), progress=progress)
+    progress.stage("pricing")
     classified = combined(usage.partials)
     run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
     accounting = file_accounting(usage.files, classified.statuses)
@@ -245,7 +245,7 @@ def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path,
 
 
 def preview(inputs: Inputs, period: Period, clock: str,
-            progress: Callable[[str, int], None] = lambda stage, rows: None) -> Priced:
+            progress: Progress = SILENT) -> Priced:
     """What settling the period would charge, without allocating it. Raises
     ConservationError if the usage rows do not add up (law 3)."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
@@ -255,12 +255,12 @@ def preview(inputs: Inputs, period: Period, clock: str,
 
 
 def settle(inputs: Inputs, period: Period, clock: str,
-           progress: Callable[[str, int], None] = lambda stage, rows: None) -> Settlement:
+           progress: Progress = SILENT) -> Settlement:
     """Settle one period. Raises ConservationError if any figure fails to add up.
-    `progress(stage, rows_read)` is told when each stage starts."""
+    `progress` is told when each stage starts, and the files and rows read while they are read."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
         usage = priced_usage(inputs, period, clock, Path(folder), progress)
-        progress("allocate, distribute", int(usage.priced.accounting["rows_read"].sum()))
+        progress.stage("allocating and distributing")
         charge_rows, ledger = allocated(inputs, period, usage.sums, usage.work_keys, usage.priced.charges,
                                         Path(folder))
     totals = currency_totals(charge_rows, ledger)

@@ -1,0 +1,24 @@
+"""What a run tells whoever shows its progress: the stage it is in, and, while it reads
+the usage logs, how many files and rows it has read so far.
+
+The engine reports and never draws: the command line draws a bar on a terminal
+(cli.StageProgress), the tests record what they are told, and a run that nobody
+watches is told `SILENT`, which does nothing.
+"""
+
+from __future__ import annotations
+
+
+class Progress:
+    """A listener to a run. This one does nothing; a listener overrides what it shows."""
+
+    def stage(self, name: str) -> None:
+        """A stage starts (`name` says what it does, in a few words)."""
+
+    def reading(self, files_done: float, files: int, rows_read: int) -> None:
+        """While the usage logs are read: the files read so far, of `files`, where a file
+        read in windows (Parquet) counts the part of it that is done, and the rows read
+        so far. Told after each window or file, in the order they are read."""
+
+
+SILENT = Progress()
