@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import ROOT, settle_cli
@@ -72,8 +74,10 @@ def in_terminal(*args: str) -> str:
     process = subprocess.Popen(command, cwd=ROOT, stdin=child, stdout=child, stderr=child, close_fds=True,
                                env={**os.environ, "COLUMNS": "200", "TERM": "xterm"})
     os.close(child)
-    written = b""
-    while True:
+    written, deadline = b"", time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if not select.select([main], [], [], 1)[0]:
+            continue
         try:
             chunk = os.read(main, 65536)
         except OSError:  # the child closed the terminal
@@ -81,7 +85,7 @@ def in_terminal(*args: str) -> str:
         if not chunk:
             break
         written += chunk
-    assert process.wait(timeout=300) == 0
+    assert process.wait(timeout=max(deadline - time.monotonic(), 1)) == 0
     os.close(main)
     return ANSI.sub("", written.decode("utf-8")).replace("\r", "\n")
 
