@@ -391,9 +391,11 @@ def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFram
     return codes.with_ref_codes(counting).select(*codes.key(), "units_count", "attribution_nanos")
 
 
-def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path) -> Iterator[pl.DataFrame]:
+def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: Path,
+                     progress: Progress = SILENT) -> Iterator[pl.DataFrame]:
     """The group sums of `rows` (`count` of them), one partition at a time, each read
-    whole before it is yielded (the partition files are deleted with the spill).
+    whole before it is yielded (the partition files are deleted with the spill);
+    `progress` is told each partition done, once the caller has asked for the next.
 
     A streaming group-by holds every group it has seen, and a 100M-row month has
     over 50M groups (21 GB). Past PARTITION_ROWS rows, the keyed rows are first
@@ -403,10 +405,12 @@ def group_partitions(rows: pl.LazyFrame, codes: GroupCodes, count: int, folder: 
     parts = partitions_for(count, PARTITION_ROWS)
     if parts == 1:
         yield summed(rows)
+        progress.step(1, 1, "partitions")
         return
     partitions = written_partitions(rows, codes.partition(parts), folder / "keyed")
-    for _, files in sorted(partitions.items()):
+    for done, (_, files) in enumerate(sorted(partitions.items()), start=1):
         yield summed(pl.scan_parquet(files, hive_partitioning=False))
+        progress.step(done, len(partitions), "partitions")
 
 
 def copied(column: str) -> pl.Expr:
@@ -486,13 +490,13 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     """Intake and aggregation of every usage file (see the module's docstring).
     `catalogue_refs` (ref, work_id): the catalogue's normalised identifiers, which skip
     normalisation, resolve each group's work and keep each work's groups in one partition.
-    `progress` is told the files and rows read while they are read, then when the
-    aggregation starts."""
+    `progress` is told the files and rows read while they are read, then each stage of
+    the aggregation and each partition of groups done."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder), progress)
-        progress.stage("aggregating the usage")
+        progress.stage("checking identifiers and re-sent rows")
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
         by_record, by_output, per_file, quarantined = first_pass(spill, intake.check_texts(period, licensees))
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
@@ -504,7 +508,8 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         counting = valid_rows(per_file) - extra.height
         partials, shares = [], []
         rows = counted_rows(spill, codes, extra)
-        for sums_of_part in group_partitions(rows, codes, counting, Path(folder)):
+        progress.stage("summing and classifying the usage groups")
+        for sums_of_part in group_partitions(rows, codes, counting, Path(folder), progress):
             # the file's name put in place by its index: a join copied every column of the groups
             groups = codes.decoded(sums_of_part).with_columns(
                 pl.lit(names["file"]).gather(pl.col("file_index")).alias("file")).drop("file_index")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import progress as bar
 from rich.console import Console
 from rich.markup import escape
-from rich import progress as bar
 
 from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
 from contracts.errors import SettlementError
@@ -58,8 +58,7 @@ def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption
 
     def settled(loaded, month, progress) -> dict:
         with settle(loaded, month, clock, progress) as settlement:
-            progress.stage("writing outputs")
-            return export(settlement, out)
+            return export(settlement, out, progress)
 
     summary = carried_out("run", settled, inputs, period, out, clock, usage, quiet)
     if not quiet:
@@ -118,8 +117,8 @@ def stopped_by(command: str, error: OSError, out: Path) -> str:
 class StageProgress(Progress):
     """A rich progress bar on a terminal: the stage and its time so far; while the usage
     logs are read, a bar over the files with the rows read and rows per second, and after
-    that the rows read and their rate. Draws nothing when disabled (--quiet, or output
-    that is not a terminal)."""
+    that the rows read and their rate; in a stage that goes a part at a time, a bar over
+    the parts. Draws nothing when disabled (--quiet, or output that is not a terminal)."""
 
     def __init__(self, enabled: bool):
         self.bar = bar.Progress(bar.SpinnerColumn(), bar.TextColumn("{task.description}"), bar.BarColumn(),
@@ -147,6 +146,10 @@ class StageProgress(Progress):
         self.rows = rows_and_rate(rows_read, time.monotonic() - self.stage_started)
         self.bar.update(self.task, total=files, completed=files_done,
                         detail=f"{int(files_done)}/{files} files, {self.rows}")
+        self.bar.refresh()
+
+    def step(self, done: int, total: int, unit: str) -> None:
+        self.bar.update(self.task, total=total, completed=done, detail=f"{done}/{total} {unit}, {self.rows}")
         self.bar.refresh()
 
 

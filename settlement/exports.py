@@ -24,6 +24,7 @@ from contracts.numbers import fraction_text
 from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
+from settlement.progress import SILENT, Progress
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Priced, Settlement
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
@@ -211,9 +212,10 @@ def holder_bodies(rows: pl.DataFrame, types: KeyTypes) -> tuple[memoryview, list
     return memoryview(text.buffers()[2]), ranges
 
 
-def write_statements(s: Settlement, out: Path) -> dict[str, str]:
+def write_statements(s: Settlement, out: Path, progress: Progress = SILENT) -> dict[str, str]:
     """One CSV per holder: its lines, then per currency the totals, threshold, carried forward
-    and payable. Returns each statement's SHA-256 by its path in `out`, for the manifest.
+    and payable. Returns each statement's SHA-256 by its path in `out`, for the manifest;
+    tells `progress` each partition of holders written.
 
     A partition of holders at a time (Ledger.holder_partitions), the rows of every
     statement are rendered as CSV text and put in holder order (holder_bodies); each file
@@ -229,17 +231,19 @@ def write_statements(s: Settlement, out: Path) -> dict[str, str]:
     (out / "statements").mkdir()
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
     titles = work_titles(s)
-    digests, writing = {}, None
+    digests, writing, partitions = {}, None, len(s.ledger.holder_files)
     with ThreadPoolExecutor(1) as writer:
-        for lines in s.ledger.holder_partitions():
+        for number, lines in enumerate(s.ledger.holder_partitions()):
             bodies = holder_bodies(statement_rows(s, lines, titles), s.ledger.types)
             del lines
             if writing is not None:
                 digests |= writing.result()
+                progress.step(number, partitions, "partitions of holders")
             writing = writer.submit(write_bodies, out, header, *bodies)
             del bodies
         if writing is not None:
             digests |= writing.result()
+            progress.step(partitions, partitions, "partitions of holders")
     return digests
 
 
@@ -410,11 +414,14 @@ def output_names(out: Path) -> list[str]:
     return sorted(names, key=lambda name: name.split("/"))
 
 
-def export(s: Settlement, out: Path) -> dict:
-    """Write every output of the run into `out`; return the summary."""
+def export(s: Settlement, out: Path, progress: Progress = SILENT) -> dict:
+    """Write every output of the run into `out`, telling `progress` each stage; return the summary."""
     prepare_folder(out)
+    progress.stage("writing lines.csv and lines.parquet")
     digests = write_lines(s, out)
-    digests |= write_statements(s, out)
+    progress.stage("writing the statements")
+    digests |= write_statements(s, out, progress)
+    progress.stage("writing invoices, reports and the manifest")
     write_invoices(s, out)
     digests |= write_reports(s, out)
     data = summary(s)

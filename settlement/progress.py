@@ -1,5 +1,6 @@
-"""What a run tells whoever shows its progress: the stage it is in, and, while it reads
-the usage logs, how many files and rows it has read so far.
+"""What a run tells whoever shows its progress: the stage it is in; while it reads the
+usage logs, how many files and rows it has read so far; and in a stage that goes a
+part at a time, how many parts are done.
 
 The engine reports and never draws: the command line draws a bar on a terminal
 (cli.StageProgress), the tests record what they are told, and a run that nobody
@@ -19,6 +20,10 @@ class Progress:
         """While the usage logs are read: the files read so far, of `files`, where a file
         read in windows (Parquet) counts the part of it that is done, and the rows read
         so far. Told after each window or file, in the order they are read."""
+
+    def step(self, done: int, total: int, unit: str) -> None:
+        """Within a stage that goes a part at a time: `done` parts of `total` are done, each
+        one of `unit` (say, 12 of 40 "partitions")."""
 
 
 SILENT = Progress()

@@ -1,6 +1,7 @@
-"""Issue 3, item 5: progress. The engine tells a listener the stage it is in and, while it
-reads the usage logs, the files and rows read so far; the command line draws that as a
-rich progress bar on a terminal, and nothing with --quiet or when its output is not one."""
+"""Issue 3, item 5: progress. The engine tells a listener the stage it is in; while it reads
+the usage logs, the files and rows read so far; and in a stage that goes a partition at a
+time, each partition done. The command line draws that as a rich progress bar on a
+terminal, and nothing with --quiet or when its output is not one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from conftest import ROOT, settle_cli
 from contracts.loading import load_inputs
-from settlement import aggregate, run
+from settlement import aggregate, exports, run
 from settlement.intake import Period
 from settlement.progress import Progress
 
@@ -29,12 +30,19 @@ class Recorded(Progress):
     def __init__(self):
         self.stages: list[str] = []
         self.reads: list[tuple[float, int, int]] = []
+        self.steps: list[tuple[str, int, int, str]] = []  # the stage, done, total, unit
 
     def stage(self, name: str) -> None:
         self.stages.append(name)
 
     def reading(self, files_done: float, files: int, rows_read: int) -> None:
         self.reads.append((files_done, files, rows_read))
+
+    def step(self, done: int, total: int, unit: str) -> None:
+        self.steps.append((self.stages[-1], done, total, unit))
+
+
+INTAKE = ["reading 4 usage files", "checking identifiers and re-sent rows", "summing and classifying the usage groups"]
 
 
 def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypatch):
@@ -45,7 +53,7 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
     listener = Recorded()
     priced = run.preview(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener)
 
-    assert listener.stages == ["reading 4 usage files", "aggregating the usage", "pricing"]
+    assert listener.stages == [*INTAKE, "pricing"]
     done = [files_done for files_done, _, _ in listener.reads]
     rows = [rows_read for _, _, rows_read in listener.reads]
     assert {files for _, files, _ in listener.reads} == {4}
@@ -58,13 +66,24 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
     assert whole == [sum(per_file[:count]) for count in range(1, 5)]
 
 
-def test_a_settlement_tells_its_stages_in_order():
+def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
+    """Every stage of a run and its export, in order; the group sums' partitions (several, with
+    PARTITION_ROWS cut to 500) and the statements' partitions of holders each counted once,
+    in order, up to their number."""
+    monkeypatch.setattr(aggregate, "PARTITION_ROWS", 500)
     listener = Recorded()
-    with run.settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener):
-        pass
-    assert listener.stages == ["reading 4 usage files", "aggregating the usage", "pricing",
-                               "allocating and distributing"]
+    with run.settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener) as settlement:
+        exports.export(settlement, tmp_path / "out", listener)
+    assert listener.stages == [*INTAKE, "pricing", "allocating and distributing", "writing lines.csv and lines.parquet",
+                               "writing the statements", "writing invoices, reports and the manifest"]
     assert listener.reads[-1][0] == 4
+    for stage, unit in (("summing and classifying the usage groups", "partitions"),
+                        ("writing the statements", "partitions of holders")):
+        steps = [(done, total) for at, done, total, named in listener.steps if at == stage and named == unit]
+        total = steps[-1][1]
+        assert steps == [(done, total) for done in range(1, total + 1)], stage
+    partitions = [total for at, _, total, _ in listener.steps if at == INTAKE[-1]]
+    assert partitions[0] > 1
 
 
 def in_terminal(*args: str) -> str:
@@ -95,9 +114,12 @@ def test_a_terminal_shows_a_bar_over_the_files_with_rows_and_rows_per_second(tmp
     frames = [line for line in shown.splitlines() if "━" in line]
     assert any(re.search(r"reading 4 usage files ━+.* [1-4]/4 files, [\d,]+ rows read, [\d,]+ rows/s", line)
                for line in frames), frames
-    assert any(re.search(r"writing outputs ━+ 3,471 rows read, [\d,]+ rows/s", line) for line in frames), frames
-    for stage in ("loading contracts and catalogue", "aggregating the usage", "pricing",
-                  "allocating and distributing"):
+    assert any(re.search(r"summing and classifying the usage groups ━+ 1/1 partitions, 3,471 rows read, "
+                         r"[\d,]+ rows/s", line) for line in frames), frames
+    assert any(re.search(r"writing the statements ━+ 1/1 partitions of holders, 3,471 rows read", line)
+               for line in frames), frames
+    for stage in ("loading contracts and catalogue", *INTAKE[1:], "pricing", "allocating and distributing",
+                  "writing lines.csv and lines.parquet", "writing invoices, reports and the manifest"):
         assert any(stage in line for line in frames), stage
     assert "Settled 2026-10 as run-" in shown  # the bar is gone, the summary stays
 
