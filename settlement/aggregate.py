@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -302,17 +303,26 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     parts, rows_read = [], 0
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
-        try:
-            cuts = windows(path)
-            for number, window in enumerate(cuts):
-                part = spill / f"{index:06d}-{number:06d}.parquet"
+        with read_as(name):
+            file_windows = windows(path)
+        for number, window in enumerate(file_windows):
+            part = spill / f"{index:06d}-{number:06d}.parquet"
+            with read_as(name):
                 validation(path, index, name, window, period, licensees).sink_parquet(part, **ROWS_SPILL)
-                parts.append(part)
                 rows_read += spilled_rows(part)
-                progress.reading(index + (number + 1) / len(cuts), len(files), rows_read)
-        except (pl.exceptions.PolarsError, OSError) as error:
-            raise intake.unreadable(name, error) from None
+            parts.append(part)
+            progress.reading(index + (number + 1) / len(file_windows), len(files), rows_read)
     return parts
+
+
+@contextmanager
+def read_as(name: str) -> Iterator[None]:
+    """A failure to read or write inside, reported as file `name` unreadable (intake.unreadable).
+    Only the reading is inside: a listener's failure (a closed terminal) is not the file's."""
+    try:
+        yield
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise intake.unreadable(name, error) from None
 
 
 def spilled_rows(part: Path) -> int:

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import rich.progress
 import typer
-from rich import progress as bar
 from rich.console import Console
 from rich.markup import escape
 
@@ -97,7 +97,8 @@ def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock:
     if not re.fullmatch(CLOCK, clock):
         fail(f"--clock {clock!r}: expected a UTC time such as 2026-11-05T09:00:00Z")
     try:
-        with StageProgress(enabled=not quiet and sys.stdout.isatty()) as progress:
+        # interactive: a terminal that draws (not TERM=dumb), where rich's bar leaves no stray blank line
+        with StageProgress(enabled=not quiet and Console().is_interactive) as progress:
             progress.stage("loading contracts and catalogue")
             return step(load_inputs(inputs, usage), Period.parse(period), progress)
     except SettlementError as error:
@@ -117,45 +118,44 @@ def stopped_by(command: str, error: OSError, out: Path) -> str:
 class StageProgress(Progress):
     """A rich progress bar on a terminal: the stage and its time so far; while the usage
     logs are read, a bar over the files with the rows read and rows per second, and after
-    that the rows read and their rate; in a stage that goes a part at a time, a bar over
+    that how many were read at what rate; in a stage that goes a part at a time, a bar over
     the parts. Draws nothing when disabled (--quiet, or output that is not a terminal)."""
 
     def __init__(self, enabled: bool):
-        self.bar = bar.Progress(bar.SpinnerColumn(), bar.TextColumn("{task.description}"), bar.BarColumn(),
-                                bar.TextColumn("{task.fields[detail]}"), bar.TimeElapsedColumn(),
-                                transient=True, disable=not enabled)
+        self.display = rich.progress.Progress(
+            rich.progress.SpinnerColumn(), rich.progress.TextColumn("{task.description}"),
+            rich.progress.BarColumn(), rich.progress.TextColumn("{task.fields[detail]}"),
+            rich.progress.TimeElapsedColumn(), transient=True, disable=not enabled)
         self.task = None
         self.stage_started = time.monotonic()
-        self.rows = ""  # the rows read and their rate, once reading has begun
+        self.rows_read = ""  # once the usage logs are read: how many rows, at what rate
 
     def __enter__(self) -> "StageProgress":
-        self.bar.start()
-        self.task = self.bar.add_task("", total=None, detail="")
+        self.display.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        self.display.stop()
 
     def stage(self, name: str) -> None:
-        """A new stage, with its own bar and time (reset: the last one's bar may be full)."""
+        """A new stage: a task of its own, so that its time starts at 0 and its bar pulses
+        until it counts parts (Progress.reset keeps the last stage's total)."""
         self.stage_started = time.monotonic()
-        self.bar.reset(self.task, total=None, description=name, detail=self.rows)
-        self.bar.refresh()  # drawn now, however soon the next stage comes
+        if self.task is not None:
+            self.display.remove_task(self.task)
+        self.task = self.display.add_task(name, total=None, detail=self.rows_read)
+        self.display.refresh()  # drawn now, however soon the next stage comes
 
     def reading(self, files_done: float, files: int, rows_read: int) -> None:
-        self.rows = rows_and_rate(rows_read, time.monotonic() - self.stage_started)
-        self.bar.update(self.task, total=files, completed=files_done,
-                        detail=f"{int(files_done)}/{files} files, {self.rows}")
-        self.bar.refresh()
+        rate = rows_read / max(time.monotonic() - self.stage_started, 1e-9)
+        self.rows_read = f"read {rows_read:,} rows at {rate:,.0f} rows/s"
+        self.display.update(self.task, total=files, completed=files_done,
+                            detail=f"{int(files_done)}/{files} files, {rows_read:,} rows, {rate:,.0f} rows/s")
+        self.display.refresh()
 
     def step(self, done: int, total: int, unit: str) -> None:
-        self.bar.update(self.task, total=total, completed=done, detail=f"{done}/{total} {unit}, {self.rows}")
-        self.bar.refresh()
-
-
-def rows_and_rate(rows: int, seconds: float) -> str:
-    """Rows read in `seconds`, as the progress bar shows them."""
-    return f"{rows:,} rows read, {rows / max(seconds, 1e-9):,.0f} rows/s"
+        self.display.update(self.task, total=total, completed=done, detail=f"{done}/{total} {unit}, {self.rows_read}")
+        self.display.refresh()
 
 
 def rows_line(rows: dict) -> str:

@@ -231,19 +231,19 @@ def write_statements(s: Settlement, out: Path, progress: Progress = SILENT) -> d
     (out / "statements").mkdir()
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
     titles = work_titles(s)
-    digests, writing, partitions = {}, None, len(s.ledger.holder_files)
+    digests, writing, partition_count = {}, None, len(s.ledger.holder_files)
     with ThreadPoolExecutor(1) as writer:
-        for number, lines in enumerate(s.ledger.holder_partitions()):
+        for written, lines in enumerate(s.ledger.holder_partitions()):  # once the last is: `written` partitions
             bodies = holder_bodies(statement_rows(s, lines, titles), s.ledger.types)
             del lines
             if writing is not None:
                 digests |= writing.result()
-                progress.step(number, partitions, "partitions of holders")
+                progress.step(written, partition_count, "partitions of holders")
             writing = writer.submit(write_bodies, out, header, *bodies)
             del bodies
         if writing is not None:
             digests |= writing.result()
-            progress.step(partitions, partitions, "partitions of holders")
+            progress.step(partition_count, partition_count, "partitions of holders")
     return digests
 
 

@@ -14,9 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, settle_cli
 from contracts.loading import load_inputs
-from settlement import aggregate, exports, run
+from settlement import aggregate, exports, ledger, run
+from settlement.cli import StageProgress
 from settlement.intake import Period
 from settlement.progress import Progress
 
@@ -67,10 +70,11 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
 
 
 def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
-    """Every stage of a run and its export, in order; the group sums' partitions (several, with
-    PARTITION_ROWS cut to 500) and the statements' partitions of holders each counted once,
-    in order, up to their number."""
+    """Every stage of a run and its export, in order; the group sums' partitions and the
+    statements' partitions of holders (several of each, with PARTITION_ROWS and
+    LINE_PARTITION_ROWS cut) each counted once, in order, up to their number."""
     monkeypatch.setattr(aggregate, "PARTITION_ROWS", 500)
+    monkeypatch.setattr(ledger, "LINE_PARTITION_ROWS", 200)
     listener = Recorded()
     with run.settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener) as settlement:
         exports.export(settlement, tmp_path / "out", listener)
@@ -81,42 +85,69 @@ def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, 
                         ("writing the statements", "partitions of holders")):
         steps = [(done, total) for at, done, total, named in listener.steps if at == stage and named == unit]
         total = steps[-1][1]
-        assert steps == [(done, total) for done in range(1, total + 1)], stage
-    partitions = [total for at, _, total, _ in listener.steps if at == INTAKE[-1]]
-    assert partitions[0] > 1
+        assert total > 1 and steps == [(done, total) for done in range(1, total + 1)], stage
+    assert len(listener.steps) == sum(total for _, done, total, _ in listener.steps if done == 1)
+
+
+def test_the_bar_pulses_in_a_new_stage_and_fills_over_files_and_parts():
+    """What the command line's bar holds after each report (drawn or not): a new stage has no
+    total, whatever the last one counted; reading and parts set the total and what is done."""
+    progress = StageProgress(enabled=False)
+    bar = lambda: (progress.display.tasks[0].description, progress.display.tasks[0].total,
+                   progress.display.tasks[0].completed, progress.display.tasks[0].fields["detail"])
+    with progress:
+        progress.stage("reading 4 usage files")
+        assert bar() == ("reading 4 usage files", None, 0, "")
+        progress.reading(2.5, 4, 1_500)
+        assert bar()[:3] == ("reading 4 usage files", 4, 2.5)
+        assert re.fullmatch(r"2/4 files, 1,500 rows, [\d,]+ rows/s", bar()[3])
+        progress.stage("summing and classifying the usage groups")
+        assert bar()[:3] == ("summing and classifying the usage groups", None, 0)
+        assert re.fullmatch(r"read 1,500 rows at [\d,]+ rows/s", bar()[3])
+        progress.step(3, 7, "partitions")
+        assert bar()[1:3] == (7, 3) and bar()[3].startswith("3/7 partitions, read 1,500 rows at ")
+        progress.stage("pricing")
+        assert bar()[:3] == ("pricing", None, 0) and len(progress.display.tasks) == 1
 
 
 def in_terminal(*args: str) -> str:
     """What `settle ARGS` writes to a terminal (a pseudo-terminal 200 columns wide), escapes removed."""
     main, child = pty.openpty()
     command = [str(Path(sys.executable).parent / "settle"), *args]
+    environment = {name: value for name, value in os.environ.items()  # rich would take these over the terminal
+                   if name not in ("TTY_COMPATIBLE", "TTY_INTERACTIVE", "FORCE_COLOR")}
     process = subprocess.Popen(command, cwd=ROOT, stdin=child, stdout=child, stderr=child, close_fds=True,
-                               env={**os.environ, "COLUMNS": "200", "TERM": "xterm"})
+                               env={**environment, "COLUMNS": "200", "TERM": "xterm"})
     os.close(child)
     written, deadline = b"", time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if not select.select([main], [], [], 1)[0]:
-            continue
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        written += chunk
-    assert process.wait(timeout=max(deadline - time.monotonic(), 1)) == 0
-    os.close(main)
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        assert process.wait(timeout=max(deadline - time.monotonic(), 1)) == 0
+    finally:
+        process.kill()
+        os.close(main)
     return ANSI.sub("", written.decode("utf-8")).replace("\r", "\n")
 
 
 def test_a_terminal_shows_a_bar_over_the_files_with_rows_and_rows_per_second(tmp_path):
+    """`settle run` on a terminal draws every stage, the files and rows read with their rate,
+    and the parts of the stages that count them; the bar is gone when the summary prints."""
     shown = in_terminal("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "out"), "--clock", CLOCK)
     frames = [line for line in shown.splitlines() if "━" in line]
-    assert any(re.search(r"reading 4 usage files ━+.* [1-4]/4 files, [\d,]+ rows read, [\d,]+ rows/s", line)
+    assert any(re.search(r"reading 4 usage files ━+.* [1-4]/4 files, [\d,]+ rows, [\d,]+ rows/s", line)
                for line in frames), frames
-    assert any(re.search(r"summing and classifying the usage groups ━+ 1/1 partitions, 3,471 rows read, "
+    assert any(re.search(r"summing and classifying the usage groups ━+ 1/1 partitions, read 3,471 rows at "
                          r"[\d,]+ rows/s", line) for line in frames), frames
-    assert any(re.search(r"writing the statements ━+ 1/1 partitions of holders, 3,471 rows read", line)
+    assert any(re.search(r"writing the statements ━+ 1/1 partitions of holders, read 3,471 rows", line)
                for line in frames), frames
     for stage in ("loading contracts and catalogue", *INTAKE[1:], "pricing", "allocating and distributing",
                   "writing lines.csv and lines.parquet", "writing invoices, reports and the manifest"):
@@ -125,9 +156,21 @@ def test_a_terminal_shows_a_bar_over_the_files_with_rows_and_rows_per_second(tmp
 
 
 def test_quiet_or_not_a_terminal_draws_no_bar(tmp_path):
+    """--quiet on a terminal prints nothing; piped, the summary is the first thing printed."""
     quiet = in_terminal("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "quiet"), "--clock", CLOCK,
                         "--quiet")
     assert quiet.strip() == ""
     piped = settle_cli("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "piped"), "--clock", CLOCK)
     assert piped.returncode == 0 and piped.stdout.startswith("Settled 2026-10 as run-")
     assert "━" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
+
+
+def test_a_listener_that_fails_is_not_blamed_on_the_usage_file():
+    """A failure of the listener (a closed terminal) comes out as itself, not as 'cannot be read'."""
+
+    class HungUp(Progress):
+        def reading(self, files_done: float, files: int, rows_read: int) -> None:
+            raise BrokenPipeError(5, "Input/output error")
+
+    with pytest.raises(BrokenPipeError):
+        run.preview(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, HungUp())
