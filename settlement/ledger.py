@@ -55,6 +55,7 @@ from settlement import allocate, distribute, keys, price, resolve
 from settlement.conservation import check_lines, check_terms, check_works, check_written
 from settlement.keys import KeyTypes, decoded, encoded, grouped, sorted_by
 from settlement.money import MONEY
+from settlement.progress import SILENT, Progress
 from settlement.spill import SPILL, written_partitions
 
 LINE_PARTITION_ROWS = 5_000_000  # lines per range of holders: withholding's spread and the statements
@@ -156,18 +157,21 @@ class PricedByContract:
 
 
 def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.ContractCharge],
-                charge_rows: pl.DataFrame, types: KeyTypes) -> Ledger:
+                charge_rows: pl.DataFrame, types: KeyTypes, progress: Progress = SILENT) -> Ledger:
     """Allocate every charged term and distribute every holder line (see the module's docstring).
-    `charge_rows` (`charges` as a frame) are encoded by `types`."""
+    `charge_rows` (`charges` as a frame) are encoded by `types`; `progress` is told each
+    stage and each contract done."""
     folder = tempfile.TemporaryDirectory(prefix="settle-ledger-")
     root = Path(folder.name)
     contracts = sorted(charges, key=lambda c: c.contract.contract_id)
     rates = distribute.Rates.of(inputs.policy, inputs.holders, types)
-    allocation = allocated_by_contract(inputs, period, contracts, charge_rows, priced, types, rates, root)
+    progress.stage("allocating each contract's terms to holders")
+    allocation = allocated_by_contract(inputs, period, contracts, charge_rows, priced, types, rates, root, progress)
+    progress.stage("withholding and net on every line")
     in_line_order = sorted(range(len(contracts)), key=lambda i: (contracts[i].contract.licensee_id,
                                                                  contracts[i].contract.contract_id))
     lines = distributed([allocation.gross_files[i] for i in in_line_order], allocation.holder_sums, rates,
-                        root / "lines")
+                        root / "lines", progress)
     written = check_written(scanned(lines.files, line_schema(types)), lines.count, lines.totals,
                             scanned(allocation.level1_files, level1_schema(types)), charge_rows)
     return Ledger(folder, types, allocation.level1_files, lines.files, lines.ranges, lines.pieces, lines.count,
@@ -187,11 +191,11 @@ class ContractAllocation:
 
 def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge], charge_rows: pl.DataFrame,
                           priced: PricedByContract, types: KeyTypes, rates: distribute.Rates,
-                          root: Path) -> ContractAllocation:
+                          root: Path, progress: Progress = SILENT) -> ContractAllocation:
     """Level 1, level 2 and commission of each contract (`allocated_contract`), written to
     `root/level1` and `root/gross`: contracts with more than SHARED_CONTRACT_ROWS priced
     rows one at a time, then the others ALLOCATION_THREADS at a time, the largest first;
-    gathered in contract order."""
+    gathered in contract order. `progress` is told each contract done."""
     for name in ("level1", "gross"):
         (root / name).mkdir()
     holders = allocate.SplitHolders.of(keys.encoded(inputs.catalogue.splits, types), types)
@@ -204,9 +208,17 @@ def allocated_by_contract(inputs, period, contracts: list[price.ContractCharge],
     # is left alone long at the end (results do not depend on the order: each has its own files)
     shared = sorted((index for index in range(len(contracts)) if rows[index] <= SHARED_CONTRACT_ROWS),
                     key=lambda index: -rows[index])
-    done = {index: allocated(index) for index in large}
+    done = {}
+
+    def finished(index: int, allocation: AllocatedContract) -> None:
+        done[index] = allocation
+        progress.step(len(done), len(contracts), "contracts")
+
+    for index in large:
+        finished(index, allocated(index))
     with ThreadPoolExecutor(ALLOCATION_THREADS) as pool:
-        done.update(zip(shared, pool.map(allocated, shared)))
+        for index, allocation in zip(shared, pool.map(allocated, shared)):
+            finished(index, allocation)
     done = [done[index] for index in range(len(contracts))]
     schema = {**{c: types.dtype(c) for c in SUSPENSE_KEY}, "amount_minor": MONEY}
     sums_schema = {"holder_id": types.holder.dtype, "currency": types.currency, "after_commission": MONEY,
@@ -310,11 +322,11 @@ class Distribution:
 
 
 def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distribute.Rates,
-                folder: Path) -> Distribution:
+                folder: Path, progress: Progress = SILENT) -> Distribution:
     """Withholding and net on every line of `gross_files` (per contract, with commission,
     sorted by LINE_KEY; `holder_sums` over all of them). Each contract's lines are written
     to `folder` as NNNNNN.parquet (NNNNNN: its place in `gross_files`), and its lines in
-    each range of holders as NNNNNN-PPPPPP.parquet."""
+    each range of holders as NNNNNN-PPPPPP.parquet. `progress` is told each contract done."""
     folder.mkdir()
     owed = distribute.withholding_totals(holder_sums, rates.withholding).filter(pl.col("withholding_total") > 0)
     spread = withholding_spread(gross_files, owed, folder)
@@ -333,6 +345,7 @@ def distributed(gross_files: list[Path], holder_sums: pl.DataFrame, rates: distr
         for (number,), piece in lines.with_columns(part).partition_by("_range", as_dict=True).items():
             pieces[number].append(folder / f"{index:06d}-{number:06d}.parquet")
             piece.drop("_range").write_parquet(pieces[number][-1], **SPILL)
+        progress.step(index + 1, len(gross_files), "contracts")
     schema = {"holder_id": holder_sums["holder_id"].dtype, "currency": holder_sums["currency"].dtype,
               **{amount: MONEY for amount in ("gross", "commission", "withholding", "net")}}
     totals = concatenated(totals, schema).group_by("holder_id", "currency").agg(

@@ -197,9 +197,11 @@ def combined(partials: list[Classified]) -> Classified:
 
 
 def allocated(inputs: Inputs, period: Period, sums: list[Path], work_keys: pl.Series,
-              charges: list[price.ContractCharge], folder: Path) -> tuple[pl.DataFrame, Ledger]:
+              charges: list[price.ContractCharge], folder: Path,
+              progress: Progress = SILENT) -> tuple[pl.DataFrame, Ledger]:
     """The charged terms as a frame, and the ledger that allocates and distributes them.
-    `sums`: the priced sums' files; `work_keys`: the text of their work codes."""
+    `sums`: the priced sums' files; `work_keys`: the text of their work codes; `progress`
+    is told each stage and each contract done."""
     charge_rows = price.charges_frame(charges)
     unresolved = work_keys.gather(pl.scan_parquet(sums).filter(~pl.col("resolved")).select("work").unique()
                                   .collect()["work"])
@@ -207,7 +209,7 @@ def allocated(inputs: Inputs, period: Period, sums: list[Path], work_keys: pl.Se
                            charge_rows["term_id"], inputs.catalogue.splits, inputs.licensees)
     charge_rows = keys.encoded(charge_rows, types)
     by_contract = PricedByContract.written(sums, work_keys, types, folder / "by-contract")
-    return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types)
+    return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types, progress)
 
 
 @dataclass(frozen=True)
@@ -260,9 +262,9 @@ def settle(inputs: Inputs, period: Period, clock: str,
     `progress` is told when each stage starts, and the files and rows read while they are read."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
         usage = priced_usage(inputs, period, clock, Path(folder), progress)
-        progress.stage("allocating and distributing")
+        progress.stage("preparing the allocation")
         charge_rows, ledger = allocated(inputs, period, usage.sums, usage.work_keys, usage.priced.charges,
-                                        Path(folder))
+                                        Path(folder), progress)
     totals = currency_totals(charge_rows, ledger)
     assert_conserved(ledger.problems, totals, usage.priced.accounting)
     return Settlement(**vars(usage.priced), ledger=ledger, totals=totals)

@@ -46,6 +46,7 @@ class Recorded(Progress):
 
 
 INTAKE = ["reading 4 usage files", "checking identifiers and re-sent rows", "summing and classifying the usage groups"]
+LEDGER = ["preparing the allocation", "allocating each contract's terms to holders", "withholding and net on every line"]
 
 
 def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypatch):
@@ -70,19 +71,20 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
 
 
 def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
-    """Every stage of a run and its export, in order; the group sums' partitions and the
-    statements' partitions of holders (several of each, with PARTITION_ROWS and
-    LINE_PARTITION_ROWS cut) each counted once, in order, up to their number."""
+    """Every stage of a run and its export, in order; the group sums' partitions, the contracts
+    allocated, then distributed, and the statements' partitions of holders (several of each,
+    with PARTITION_ROWS and LINE_PARTITION_ROWS cut) each counted once, in order, up to
+    their number."""
     monkeypatch.setattr(aggregate, "PARTITION_ROWS", 500)
     monkeypatch.setattr(ledger, "LINE_PARTITION_ROWS", 200)
     listener = Recorded()
     with run.settle(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener) as settlement:
         exports.export(settlement, tmp_path / "out", listener)
-    assert listener.stages == [*INTAKE, "pricing", "allocating and distributing", "writing lines.csv and lines.parquet",
+    assert listener.stages == [*INTAKE, "pricing", *LEDGER, "writing lines.csv and lines.parquet",
                                "writing the statements", "writing invoices, reports and the manifest"]
     assert listener.reads[-1][0] == 4
-    for stage, unit in (("summing and classifying the usage groups", "partitions"),
-                        ("writing the statements", "partitions of holders")):
+    for stage, unit in (("summing and classifying the usage groups", "partitions"), (LEDGER[1], "contracts"),
+                        (LEDGER[2], "contracts"), ("writing the statements", "partitions of holders")):
         steps = [(done, total) for at, done, total, named in listener.steps if at == stage and named == unit]
         total = steps[-1][1]
         assert total > 1 and steps == [(done, total) for done in range(1, total + 1)], stage
@@ -147,9 +149,11 @@ def test_a_terminal_shows_a_bar_over_the_files_with_rows_and_rows_per_second(tmp
                for line in frames), frames
     assert any(re.search(r"summing and classifying the usage groups ━+ 1/1 partitions, read 3,471 rows at "
                          r"[\d,]+ rows/s", line) for line in frames), frames
+    assert any(re.search(r"allocating each contract's terms to holders ━+ (\d+)/\1 contracts, read 3,471 rows", line)
+               for line in frames), frames
     assert any(re.search(r"writing the statements ━+ 1/1 partitions of holders, read 3,471 rows", line)
                for line in frames), frames
-    for stage in ("loading contracts and catalogue", *INTAKE[1:], "pricing", "allocating and distributing",
+    for stage in ("loading contracts and catalogue", *INTAKE[1:], "pricing", *LEDGER,
                   "writing lines.csv and lines.parquet", "writing invoices, reports and the manifest"):
         assert any(stage in line for line in frames), stage
     assert "Settled 2026-10 as run-" in shown  # the bar is gone, the summary stays
