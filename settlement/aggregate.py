@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from contextlib import contextmanager
+from fractions import Fraction
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -311,7 +312,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
                 validation(path, index, name, window, period, licensees).sink_parquet(part, **ROWS_SPILL)
                 rows_read += spilled_rows(part)
             parts.append(part)
-            progress.reading(index + (number + 1) / len(file_windows), len(files), rows_read)
+            progress.reading(index + Fraction(number + 1, len(file_windows)), len(files), rows_read)
     return parts
 
 

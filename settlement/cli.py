@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -146,7 +147,7 @@ class StageProgress(Progress):
         self.task = self.display.add_task(name, total=None, detail=self.rows_read)
         self.display.refresh()  # drawn now, however soon the next stage comes
 
-    def reading(self, files_done: float, files: int, rows_read: int) -> None:
+    def reading(self, files_done: Fraction, files: int, rows_read: int) -> None:
         rate = rows_read / max(time.monotonic() - self.stage_started, 1e-9)
         self.rows_read = f"read {rows_read:,} rows at {rate:,.0f} rows/s"
         self.display.update(self.task, total=files, completed=files_done,

@@ -259,7 +259,8 @@ def preview(inputs: Inputs, period: Period, clock: str,
 def settle(inputs: Inputs, period: Period, clock: str,
            progress: Progress = SILENT) -> Settlement:
     """Settle one period. Raises ConservationError if any figure fails to add up.
-    `progress` is told when each stage starts, and the files and rows read while they are read."""
+    `progress` is told when each stage starts, the files and rows read while they are read,
+    and the parts done of the stages that go a part at a time."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
         usage = priced_usage(inputs, period, clock, Path(folder), progress)
         progress.stage("preparing the allocation")

@@ -12,6 +12,7 @@ import select
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ class Recorded(Progress):
     def stage(self, name: str) -> None:
         self.stages.append(name)
 
-    def reading(self, files_done: float, files: int, rows_read: int) -> None:
+    def reading(self, files_done: Fraction, files: int, rows_read: int) -> None:
         self.reads.append((files_done, files, rows_read))
 
     def step(self, done: int, total: int, unit: str) -> None:
@@ -100,7 +101,7 @@ def test_the_bar_pulses_in_a_new_stage_and_fills_over_files_and_parts():
     with progress:
         progress.stage("reading 4 usage files")
         assert bar() == ("reading 4 usage files", None, 0, "")
-        progress.reading(2.5, 4, 1_500)
+        progress.reading(Fraction(5, 2), 4, 1_500)
         assert bar()[:3] == ("reading 4 usage files", 4, 2.5)
         assert re.fullmatch(r"2/4 files, 1,500 rows, [\d,]+ rows/s", bar()[3])
         progress.stage("summing and classifying the usage groups")
@@ -173,7 +174,7 @@ def test_a_listener_that_fails_is_not_blamed_on_the_usage_file():
     """A failure of the listener (a closed terminal) comes out as itself, not as 'cannot be read'."""
 
     class HungUp(Progress):
-        def reading(self, files_done: float, files: int, rows_read: int) -> None:
+        def reading(self, files_done: Fraction, files: int, rows_read: int) -> None:
             raise BrokenPipeError(5, "Input/output error")
 
     with pytest.raises(BrokenPipeError):
