@@ -10,8 +10,8 @@ covers the use) is decided once per group and is exact for every row in it.
 Only this module and intake see raw rows, and they never hold them all:
 
 1. validate: one streaming pass over the usage files writes every row, typed
-   and with its quarantine reason, to Parquet spill parts (validation is the
-   expensive part and runs once);
+   and with its quarantine reason, to Parquet spill parts of at most SLICE_ROWS
+   rows, in a folder per file (validation is the expensive part and runs once);
 2. codes: the distinct values of the key's text columns among valid rows, and
    each distinct raw `work_ref` normalised once (there are far fewer than
    rows); refused references make their rows candidates (step 4);
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from fractions import Fraction
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from settlement import intake
 from settlement.money import MONEY
@@ -54,7 +57,8 @@ from settlement.spill import ROWS_SPILL, written_partitions
 GROUP_KEY = ["file_index", "licensee_id", "model_id", "ref", "use_type", "unit", "territory", "segment"]
 SUMS = ["rows", "units", "attributed_nanos", "unattributed_units", "attribution_nanos"]
 TEXT_KEY = ["licensee_id", "model_id", "work_ref", "use_type", "unit", "territory"]
-SLICE_ROWS = 1_000_000  # Parquet rows validated at once (see validate_to_spill)
+SLICE_ROWS = 1_000_000  # Parquet rows validated at once, and rows per spill part (see validate_to_spill)
+PROGRESS_SECONDS = 0.25  # how often a whole file's finished parts are counted while it is read
 KEY_BITS = 64  # the packed group key (see GroupCodes)
 # counted rows per partition of the group sums (see group_partitions): at 100M rows, in 40
 # partitions, classification peaked at 3.92 GiB against 4.49 GiB in 20, in the same time
@@ -294,26 +298,83 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path,
                       progress: Progress = SILENT) -> list[Path]:
-    """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`.
-    `progress` is told the files and rows read after each part.
+    """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`
+    (at most SLICE_ROWS rows each). `progress` is told the files and rows read after each part.
 
     Parquet input is validated SLICE_ROWS rows at a time: the streaming
     engine reads Parquet faster than it validates and writes, and what it has
     read waits in memory (one sink over a whole 10M-row file peaked at 0.6 and
-    1.2 GiB, in slices of 1M at 0.45 GiB)."""
-    parts, rows_read = [], 0
+    1.2 GiB, in slices of 1M at 0.45 GiB). A CSV or JSON Lines file is validated
+    in one query (a window of it would re-read the file up to its start), written
+    in parts as it goes (`whole_file_parts`)."""
+    parts, rows_before = [], 0
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
+        folder = spill / f"{index:06d}"
         with read_as(name):
             file_windows = windows(path)
         for number, window in enumerate(file_windows):
-            part = spill / f"{index:06d}-{number:06d}.parquet"
             with read_as(name):
-                validation(path, index, name, window, period, licensees).sink_parquet(part, **ROWS_SPILL)
-                rows_read += spilled_rows(part)
-            parts.append(part)
-            progress.reading(index + Fraction(number + 1, len(file_windows)), len(files), rows_read)
+                query = validation(path, index, name, window, period, licensees)
+            written = (whole_file_parts(query, folder) if window is None
+                       else window_part(query, folder / f"{number:08d}.parquet"))
+            for rows, done in read_steps(written, name):
+                progress.reading(index + Fraction(number + done, len(file_windows)), len(files), rows_before + rows)
+            rows_before += rows
+        parts += file_parts(folder)
     return parts
+
+
+def read_steps(steps: Iterator[T], name: str) -> Iterator[T]:
+    """`steps`, each one taken as a read of file `name` (read_as), then handed out of it, so
+    that a listener failing on one is not taken for the file failing."""
+    while True:
+        with read_as(name):
+            step = next(steps, None)
+        if step is None:
+            return
+        yield step
+
+
+def window_part(query: pl.LazyFrame, part: Path) -> Iterator[tuple[int, int]]:
+    """A window of a Parquet file validated into `part`; yields (its rows, 1) once written."""
+    part.parent.mkdir(exist_ok=True)
+    query.sink_parquet(part, **ROWS_SPILL)
+    yield spilled_rows(part), 1
+
+
+def whole_file_parts(query: pl.LazyFrame, folder: Path) -> Iterator[tuple[int, int]]:
+    """A whole file's validation written to `folder` in parts of at most SLICE_ROWS rows,
+    in a thread; meanwhile yields (rows in the parts finished so far, 0) whenever more
+    are finished, so that a terminal shows the rows of a 10 GB CSV as they are read, and
+    (all of its rows, 1) once it is written."""
+    counted: dict[Path, int] = {}
+    with ThreadPoolExecutor(1) as pool:
+        sinking = pool.submit(query.sink_parquet, pl.PartitionBy(folder, max_rows_per_file=SLICE_ROWS),
+                              mkdir=True, **ROWS_SPILL)
+        while not wait([sinking], timeout=PROGRESS_SECONDS).done:
+            finished = {part: rows for part in file_parts(folder) if part not in counted
+                        and (rows := finished_rows(part)) is not None}
+            if finished:
+                counted |= finished
+                yield sum(counted.values()), 0
+        sinking.result()
+    yield sum(spilled_rows(part) for part in file_parts(folder)), 1
+
+
+def finished_rows(part: Path) -> int | None:
+    """The rows of a spill part that is written, or None while it is being written (polars
+    writes several parts at once, and a part's footer, with its rows, comes last). Read
+    by pyarrow, not by a polars query, which would wait for the pool the sink keeps busy."""
+    try:
+        return pq.read_metadata(part).num_rows
+    except (pa.ArrowException, OSError):
+        return None
+
+
+def file_parts(folder: Path) -> list[Path]:
+    """The spill parts written so far of one file's rows, in order."""
+    return sorted(folder.glob("*.parquet")) if folder.exists() else []
 
 
 @contextmanager

@@ -22,7 +22,9 @@ class Progress:
         """While the usage logs are read: the files read so far, of `files`, where a file
         read in windows (Parquet) counts the part of it that is done (exact, as every
         figure of the engine: 2 and 3/10 files), and the rows read so far. Told after each
-        window or file, in the order they are read."""
+        window or file, in the order they are read, and while a CSV or JSON Lines file is
+        read (its rows are validated in one query), whenever more of its rows are written:
+        the files read so far then stay those before it."""
 
     def step(self, done: int, total: int, unit: str) -> None:
         """Within a stage that goes a part at a time: `done` parts of `total` are done, each

@@ -71,6 +71,27 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
     assert whole == [sum(per_file[:count]) for count in range(1, 5)]
 
 
+def test_a_long_csv_file_reports_its_rows_while_it_is_read(monkeypatch, tmp_path):
+    """A CSV file is read in one query, which writes its rows in parts: while it runs, the
+    listener is told the rows of the parts finished so far (the file not yet done), and
+    once it is done, all of its rows; the parts hold every row, none more than SLICE_ROWS."""
+    monkeypatch.setattr(aggregate, "SLICE_ROWS", 10_000)
+    monkeypatch.setattr(aggregate, "PROGRESS_SECONDS", 0.001)
+    header, *rows = (ROOT / "fixtures/usage/lumen-ai-2026-10-a.csv").read_text().splitlines()
+    usage = tmp_path / "usage.csv"
+    usage.write_text("\n".join([header, *rows * 1000]) + "\n")  # 1,195,000 rows
+    (tmp_path / "spill").mkdir()
+    listener = Recorded()
+    parts = aggregate.validate_to_spill([usage], tmp_path, Period.parse("2026-10"), ["lumen-ai"],
+                                        tmp_path / "spill", listener)
+
+    during = [rows_read for files_done, _, rows_read in listener.reads if files_done == 0]
+    assert len(during) >= 2 and during == sorted(set(during)) and during[0] > 0, during
+    assert listener.reads[-1] == (1, 1, len(rows) * 1000) and len(listener.reads) == len(during) + 1
+    counts = [aggregate.spilled_rows(part) for part in parts]
+    assert sum(counts) == len(rows) * 1000 and max(counts) <= 10_000
+
+
 def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
     """Every stage of a run and its export, in order; the group sums' partitions, the contracts
     allocated, then distributed, and the statements' partitions of holders (several of each,
