@@ -69,7 +69,7 @@ FEW_VALUES = [c for c in TEXT_KEY if c != "work_ref"]  # the key's text with a f
 # what pass 2 reads of its candidates: their place, record key and content (valid rows:
 # their reason columns are null)
 CANDIDATE_COLUMNS = ["file_index", "row", "record_id", "licensee_id", *intake.CONTENT_COLUMNS]
-RECORD_PARTITION_ROWS = 25_000_000  # valid rows per partition of the re-send search (see resent_hashes)
+RECORD_PARTITION_ROWS = 25_000_000  # rows read per partition of the re-send search (see resent_hashes)
 NOT_KEPT = pl.col("copy").fill_null("quarantined") != "kept"  # a valid row that does not count
 CANDIDATE_PARTITION_ROWS = 1_000_000  # candidate rows per partition of pass 2's re-sends (see not_counted)
 REF_HASH_SEED = 31  # any fixed seed: the hashes only have to differ within one run (see ref_hash)
@@ -281,14 +281,18 @@ def ref_hash() -> pl.Expr:
 
 
 def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[dt.datetime],
-                catalogue_refs: pl.DataFrame) -> GroupCodes:
+                catalogue_refs: pl.DataFrame, passed: Callable[[], None] = lambda: None) -> GroupCodes:
     """The distinct values of the valid rows' text key columns, the identifier table, and
-    the work each normalised reference names in `catalogue_refs` (ref, work_id).
+    the work each normalised reference names in `catalogue_refs` (ref, work_id). `passed`
+    is called after each pass over the spill (Passes).
 
     Each column is its own query: queries collected together share one scan,
     which buffers what the slowest has not consumed (13 GB at 100M rows)."""
     valid = pl.scan_parquet(spill).filter(pl.col("failed_check").is_null())
-    values = {c: valid.select(c).unique().collect()[c].drop_nulls().sort() for c in TEXT_KEY}
+    values = {}
+    for column in TEXT_KEY:
+        values[column] = valid.select(column).unique().collect()[column].drop_nulls().sort()
+        passed()
     identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"])  # sorted
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
     work_ids = pl.DataFrame({"ref": values["ref"]}).join(catalogue_refs, on="ref", how="left", maintain_order="left")
@@ -413,10 +417,12 @@ def windows(path: Path) -> list[tuple[int, int | None] | None]:
     return [(start, SLICE_ROWS) for start in starts[:-1]] + [(starts[-1] if starts else 0, None)]
 
 
-def first_pass(spill: list[Path], texts: pl.DataFrame) -> list[pl.DataFrame]:
+def first_pass(spill: list[Path], rows_read: int, texts: pl.DataFrame,
+               passed: Callable[[], None] = lambda: None) -> list[pl.DataFrame]:
     """Re-send candidates, attribution per output, per-file counts, quarantined rows (each
     with its failed check's text from `texts`, intake.check_texts): one query each, so no
-    query's unread input waits in memory for another (see group_codes)."""
+    query's unread input waits in memory for another (see group_codes). `rows_read`: the
+    spill's rows; `passed` is called after each pass over the spill (Passes)."""
     rows = pl.scan_parquet(spill)
     valid = rows.filter(pl.col("failed_check").is_null())
     by_output = (valid.filter(pl.col("attribution_nanos").is_not_null())
@@ -427,9 +433,13 @@ def first_pass(spill: list[Path], texts: pl.DataFrame) -> list[pl.DataFrame]:
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("failed_check").is_not_null()).with_columns(intake.described(texts)).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    per_file, by_output, quarantined = (plan.collect() for plan in (per_file, by_output, quarantined))
+    collected = []
+    for plan in (per_file, by_output, quarantined):
+        collected.append(plan.collect())
+        passed()
+    per_file, by_output, quarantined = collected
     # the quarantined rows are kept until the run ends
-    return [resent_hashes(valid, valid_rows(per_file)), by_output, per_file, compacted(quarantined)]
+    return [resent_hashes(valid, rows_read, passed), by_output, per_file, compacted(quarantined)]
 
 
 def valid_rows(per_file: pl.DataFrame) -> int:
@@ -440,14 +450,40 @@ def partitions_for(count: int, rows_per_partition: int) -> int:
     return max(1, -(-count // rows_per_partition))
 
 
-def resent_hashes(valid: pl.LazyFrame, count: int) -> pl.DataFrame:
-    """The record hashes that occur more than once among `count` valid rows, found in
-    partitions of the hash's values: a group-by over 100M hashes at once peaks at 7 GB,
-    in four partitions at 2.4 GB (and is faster), since each partition reads one column."""
-    parts = partitions_for(count, RECORD_PARTITION_ROWS)
+def resent_hashes(valid: pl.LazyFrame, rows_read: int, passed: Callable[[], None] = lambda: None) -> pl.DataFrame:
+    """The record hashes that occur more than once among the valid rows of `rows_read`, found
+    in partitions of the hash's values (`record_partitions`): a group-by over 100M hashes at
+    once peaks at 7 GB, in four partitions at 2.4 GB (and is faster), since each partition
+    reads one column. `passed` is called after each partition."""
+    parts = record_partitions(rows_read)
     hashes = valid.select("record_hash")
-    return pl.concat([hashes.filter(pl.col("record_hash") % parts == part).group_by("record_hash").agg(pl.len())
-                      .filter(pl.col("len") > 1).select("record_hash").collect() for part in range(parts)])
+    found = []
+    for part in range(parts):
+        found.append(hashes.filter(pl.col("record_hash") % parts == part).group_by("record_hash").agg(pl.len())
+                     .filter(pl.col("len") > 1).select("record_hash").collect())
+        passed()
+    return pl.concat(found)
+
+
+def record_partitions(rows_read: int) -> int:
+    """The partitions of the re-send search: by the rows read, which bound the valid rows
+    searched, and are known before the search (Passes counts its passes in advance)."""
+    return partitions_for(rows_read, RECORD_PARTITION_ROWS)
+
+
+class Passes:
+    """Tells `progress` each pass over the spill done while identifiers and re-sent rows are
+    checked: one per text key column (group_codes), pass 1's three queries and its
+    partitions of the re-send search (first_pass), and pass 2's read of its candidates
+    (not_counted). Each reads the spill once (about 45 s in all at 100M rows)."""
+
+    def __init__(self, progress: Progress, rows_read: int):
+        self.progress, self.done = progress, 0
+        self.total = len(TEXT_KEY) + 3 + record_partitions(rows_read) + 1
+
+    def __call__(self) -> None:
+        self.done += 1
+        self.progress.step(self.done, self.total, "passes over the rows")
 
 
 def counted_rows(spill: list[Path], codes: GroupCodes, not_counting: pl.DataFrame) -> pl.LazyFrame:
@@ -498,7 +534,7 @@ def compacted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.DataFrame,
-                identifiers: pl.DataFrame) -> pl.DataFrame:
+                identifiers: pl.DataFrame, passed: Callable[[], None] = lambda: None) -> pl.DataFrame:
     """The candidates' rows, settled exactly: every valid row that does not count, by file and row.
 
     Candidates are found by a filter on stored columns only, which the Parquet
@@ -513,7 +549,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     with its kept copy gathers every content column, and at 100M rows settling all
     3.9M candidates at once took 2.8 GiB. Attribution is checked after, across
     partitions, on what each kept: its rows that do not count and every row of
-    a possibly over-attributed output."""
+    a possibly over-attributed output. `passed` is called once the candidates are read (Passes)."""
     refused = identifiers.filter(pl.col("ref_reason").is_not_null())
     over = (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
             & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
@@ -525,6 +561,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
                              | pl.col("work_ref").is_in(refused["work_ref"].implode())))
                   .select(*(candidate(c, schema[c]) for c in CANDIDATE_COLUMNS), "record_hash")
                   .collect())
+    passed()
     parts = partitions_for(candidates.height, CANDIDATE_PARTITION_ROWS)
     settled = pl.concat([resends_settled(candidates.filter(pl.col("record_hash") % parts == part), refused, over)
                          for part in range(parts)])
@@ -569,13 +606,16 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
         spill = validate_to_spill(files, root, period, licensees, Path(folder), progress)
         progress.stage("checking identifiers and re-sent rows")
-        codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs)
-        by_record, by_output, per_file, quarantined = first_pass(spill, intake.check_texts(period, licensees))
+        rows_read = sum(spilled_rows(part) for part in spill)
+        passed = Passes(progress, rows_read)
+        codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs, passed)
+        texts = intake.check_texts(period, licensees)
+        by_record, by_output, per_file, quarantined = first_pass(spill, rows_read, texts, passed)
         over = by_output.filter(pl.col("attribution_nanos") > intake.ATTRIBUTION_SCALE)
         # per licensee only, from here on: one row per output (5.8M at 100M rows) is not held
         outputs = by_output.group_by("licensee_id").agg(pl.len().cast(pl.Int64).alias("outputs"))
         del by_output
-        extra = not_counted(spill, by_record, over, codes.identifiers)
+        extra = not_counted(spill, by_record, over, codes.identifiers, passed)
         del by_record
         counting = valid_rows(per_file) - extra.height
         partials, shares = [], []

@@ -93,10 +93,11 @@ def test_a_long_csv_file_reports_its_rows_while_it_is_read(monkeypatch, tmp_path
 
 
 def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
-    """Every stage of a run and its export, in order; the group sums' partitions, the contracts
-    allocated, then distributed, and the statements' partitions of holders (several of each,
-    with PARTITION_ROWS and LINE_PARTITION_ROWS cut) each counted once, in order, up to
-    their number."""
+    """Every stage of a run and its export, in order; the passes over the rows that check
+    identifiers and re-sends, the group sums' partitions, the contracts allocated, then
+    distributed, and the statements' partitions of holders (several of each, with
+    PARTITION_ROWS and LINE_PARTITION_ROWS cut) each counted once, in order, up to their
+    number."""
     monkeypatch.setattr(aggregate, "PARTITION_ROWS", 500)
     monkeypatch.setattr(ledger, "LINE_PARTITION_ROWS", 200)
     listener = Recorded()
@@ -105,7 +106,8 @@ def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, 
     assert listener.stages == [*INTAKE, "pricing", *LEDGER, "writing lines.csv and lines.parquet",
                                "writing the statements", "writing invoices, reports and the manifest"]
     assert listener.reads[-1][0] == 4
-    for stage, unit in (("summing and classifying the usage groups", "partitions"), (LEDGER[1], "contracts"),
+    for stage, unit in (("checking identifiers and re-sent rows", "passes over the rows"),
+                        ("summing and classifying the usage groups", "partitions"), (LEDGER[1], "contracts"),
                         (LEDGER[2], "contracts"), ("writing the statements", "partitions of holders")):
         steps = [(done, total) for at, done, total, named in listener.steps if at == stage and named == unit]
         total = steps[-1][1]
@@ -169,6 +171,8 @@ def test_a_terminal_shows_a_bar_over_the_files_with_rows_and_rows_per_second(tmp
     frames = [line for line in shown.splitlines() if "━" in line]
     assert any(re.search(r"reading 4 usage files ━+.* [1-4]/4 files, [\d,]+ rows, [\d,]+ rows/s", line)
                for line in frames), frames
+    assert any(re.search(r"checking identifiers and re-sent rows ━+ (\d+)/\1 passes over the rows, read 3,471 rows",
+                         line) for line in frames), frames
     assert any(re.search(r"summing and classifying the usage groups ━+ 1/1 partitions, read 3,471 rows at "
                          r"[\d,]+ rows/s", line) for line in frames), frames
     assert any(re.search(r"allocating each contract's terms to holders ━+ (\d+)/\1 contracts, read 3,471 rows", line)
