@@ -19,7 +19,7 @@ Only this module and intake see raw rows, and they never hold them all:
    and find *candidates*: record keys whose 64-bit hash (computed once, in
    validation) occurs twice (possible re-sends) and outputs whose attribution
    sums past 1 while re-sends still count (the hashes are searched in
-   partitions of their values, RECORD_PARTITION_ROWS rows each);
+   partitions of their values, one per RECORD_PARTITION_ROWS rows read);
 4. pass 2: read only the candidates' rows (a few percent) and settle them
    exactly on the real keys in memory: which of them do not count (re-sends,
    conflicting re-sends, refused identifiers, over-attributed outputs);
@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from fractions import Fraction
 from dataclasses import dataclass
 from functools import cached_property
@@ -303,7 +303,8 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path,
                       progress: Progress = SILENT) -> list[Path]:
     """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`
-    (at most SLICE_ROWS rows each). `progress` is told the files and rows read after each part.
+    (at most SLICE_ROWS rows each). `progress` is told the files and rows read after each
+    Parquet window, and while a whole file is read, whenever more of its parts are written.
 
     Parquet input is validated SLICE_ROWS rows at a time: the streaming
     engine reads Parquet faster than it validates and writes, and what it has
@@ -311,7 +312,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     1.2 GiB, in slices of 1M at 0.45 GiB). A CSV or JSON Lines file is validated
     in one query (a window of it would re-read the file up to its start), written
     in parts as it goes (`whole_file_parts`)."""
-    parts, rows_before = [], 0
+    parts, rows_before, rows = [], 0, 0
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
         folder = spill / f"{index:06d}"
@@ -320,11 +321,13 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
         for number, window in enumerate(file_windows):
             with read_as(name):
                 query = validation(path, index, name, window, period, licensees)
-            written = (whole_file_parts(query, folder) if window is None
+            reports = (whole_file_parts(query, folder) if window is None
                        else window_part(query, folder / f"{number:08d}.parquet"))
-            for rows, done in read_steps(written, name):
-                progress.reading(index + Fraction(number + done, len(file_windows)), len(files), rows_before + rows)
-            rows_before += rows
+            with closing(reports):  # a listener's failure waits for the file's query (whole_file_parts)
+                for rows, written in read_steps(reports, name):
+                    progress.reading(index + Fraction(number + written, len(file_windows)), len(files),
+                                     rows_before + rows)
+            rows_before += rows  # the last report's: every row of the window or file
         parts += file_parts(folder)
     return parts
 
@@ -340,36 +343,41 @@ def read_steps(steps: Iterator[T], name: str) -> Iterator[T]:
         yield step
 
 
-def window_part(query: pl.LazyFrame, part: Path) -> Iterator[tuple[int, int]]:
-    """A window of a Parquet file validated into `part`; yields (its rows, 1) once written."""
+def window_part(query: pl.LazyFrame, part: Path) -> Iterator[tuple[int, bool]]:
+    """A window of a Parquet file validated into `part`; yields (its rows, True: written)."""
     part.parent.mkdir(exist_ok=True)
     query.sink_parquet(part, **ROWS_SPILL)
-    yield spilled_rows(part), 1
+    yield spilled_rows(part), True
 
 
-def whole_file_parts(query: pl.LazyFrame, folder: Path) -> Iterator[tuple[int, int]]:
-    """A whole file's validation written to `folder` in parts of at most SLICE_ROWS rows,
-    in a thread; meanwhile yields (rows in the parts finished so far, 0) whenever more
-    are finished, so that a terminal shows the rows of a 10 GB CSV as they are read, and
-    (all of its rows, 1) once it is written."""
+def whole_file_parts(query: pl.LazyFrame, folder: Path) -> Iterator[tuple[int, bool]]:
+    """A whole file's validation written to `folder` in parts of at most SLICE_ROWS rows, in
+    a thread, while this one yields (rows in the parts written so far, False) whenever more
+    are written, so that a terminal shows the rows of a 10 GB CSV as they are read, and
+    then (all of its rows, True). Closed before the end (a listener failed, or Ctrl-C), it
+    waits for the query to end, so that nothing writes to the spill once it is deleted:
+    polars 2.1 does not cancel a streaming sink (cancelled after 1 s, a 10M-row CSV's
+    validation ran on to its end at 7.7 s)."""
     counted: dict[Path, int] = {}
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool:  # its exit waits for the query
         sinking = pool.submit(query.sink_parquet, pl.PartitionBy(folder, max_rows_per_file=SLICE_ROWS),
                               mkdir=True, **ROWS_SPILL)
         while not wait([sinking], timeout=PROGRESS_SECONDS).done:
-            finished = {part: rows for part in file_parts(folder) if part not in counted
-                        and (rows := finished_rows(part)) is not None}
-            if finished:
-                counted |= finished
-                yield sum(counted.values()), 0
+            written = {part: rows for part in file_parts(folder) if part not in counted
+                       and (rows := finished_rows(part)) is not None}
+            if written:
+                counted |= written
+                yield sum(counted.values()), False
         sinking.result()
-    yield sum(spilled_rows(part) for part in file_parts(folder)), 1
+    yield sum(spilled_rows(part) for part in file_parts(folder)), True  # every part read again, once written
 
 
 def finished_rows(part: Path) -> int | None:
     """The rows of a spill part that is written, or None while it is being written (polars
     writes several parts at once, and a part's footer, with its rows, comes last). Read
-    by pyarrow, not by a polars query, which would wait for the pool the sink keeps busy."""
+    by pyarrow, not by a polars query, which would wait for the pool the sink keeps busy.
+    Any failure means not yet: these counts are only shown, and the file's last count
+    reads every part again once the query is done, failing as the file's read would."""
     try:
         return pq.read_metadata(part).num_rows
     except (pa.ArrowException, OSError):
@@ -479,7 +487,7 @@ class Passes:
 
     def __init__(self, progress: Progress, rows_read: int):
         self.progress, self.done = progress, 0
-        self.total = len(TEXT_KEY) + 3 + record_partitions(rows_read) + 1
+        self.total = len(TEXT_KEY) + 3 + record_partitions(rows_read) + 1  # first_pass: three queries
 
     def __call__(self) -> None:
         self.done += 1
@@ -600,7 +608,8 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     `catalogue_refs` (ref, work_id): the catalogue's normalised identifiers, which skip
     normalisation, resolve each group's work and keep each work's groups in one partition.
     `progress` is told the files and rows read while they are read, then each stage of
-    the aggregation and each partition of groups done."""
+    the aggregation, each pass over the rows that checks identifiers and re-sends, and
+    each partition of groups done."""
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:

@@ -1,7 +1,8 @@
 """Issue 3, item 5: progress. The engine tells a listener the stage it is in; while it reads
-the usage logs, the files and rows read so far; and in a stage that goes a partition at a
-time, each partition done. The command line draws that as a rich progress bar on a
-terminal, and nothing with --quiet or when its output is not one."""
+the usage logs, the files and rows read so far (within a long CSV file too); and in a stage
+that goes a part at a time (passes over the rows, partitions, contracts), each part done.
+The command line draws that as a rich progress bar on a terminal, and nothing with --quiet
+or when its output is not one."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
     window and per file, files and rows only ever growing; after each whole file, the rows
     read are exactly the rows_read of summary.json's files so far."""
     monkeypatch.setattr(aggregate, "SLICE_ROWS", 100)
+    monkeypatch.setattr(aggregate, "PROGRESS_SECONDS", 3600)  # no report while a whole file is read
     listener = Recorded()
     priced = run.preview(load_inputs(ROOT / "fixtures"), Period.parse("2026-10"), CLOCK, listener)
 
@@ -71,25 +73,64 @@ def test_the_listener_is_told_every_file_and_every_row_as_they_are_read(monkeypa
     assert whole == [sum(per_file[:count]) for count in range(1, 5)]
 
 
-def test_a_long_csv_file_reports_its_rows_while_it_is_read(monkeypatch, tmp_path):
-    """A CSV file is read in one query, which writes its rows in parts: while it runs, the
-    listener is told the rows of the parts finished so far (the file not yet done), and
-    once it is done, all of its rows; the parts hold every row, none more than SLICE_ROWS."""
-    monkeypatch.setattr(aggregate, "SLICE_ROWS", 10_000)
-    monkeypatch.setattr(aggregate, "PROGRESS_SECONDS", 0.001)
+def long_csv(folder: Path, copies: int) -> Path:
+    """The demo's first CSV log with its rows repeated `copies` times (1,195 rows each)."""
     header, *rows = (ROOT / "fixtures/usage/lumen-ai-2026-10-a.csv").read_text().splitlines()
-    usage = tmp_path / "usage.csv"
-    usage.write_text("\n".join([header, *rows * 1000]) + "\n")  # 1,195,000 rows
-    (tmp_path / "spill").mkdir()
+    usage = folder / "usage.csv"
+    usage.write_text("\n".join([header, *rows * copies]) + "\n")
+    (folder / "spill").mkdir()
+    return usage
+
+
+def validated(folder: Path, files: list[Path], listener: Progress) -> list[Path]:
+    return aggregate.validate_to_spill(files, folder, Period.parse("2026-10"), ["lumen-ai"], folder / "spill",
+                                       listener)
+
+
+def test_a_long_csv_file_reports_its_rows_while_it_is_read(monkeypatch, tmp_path):
+    """While a CSV file's one query runs, the listener is told the rows of its parts written so
+    far, then all of its rows; every part is listed, none holds more than SLICE_ROWS rows."""
+    monkeypatch.setattr(aggregate, "SLICE_ROWS", 1_000)
+    monkeypatch.setattr(aggregate, "PROGRESS_SECONDS", 0.001)
     listener = Recorded()
-    parts = aggregate.validate_to_spill([usage], tmp_path, Period.parse("2026-10"), ["lumen-ai"],
-                                        tmp_path / "spill", listener)
+    parts = validated(tmp_path, [long_csv(tmp_path, 200)], listener)
 
     during = [rows_read for files_done, _, rows_read in listener.reads if files_done == 0]
-    assert len(during) >= 2 and during == sorted(set(during)) and during[0] > 0, during
-    assert listener.reads[-1] == (1, 1, len(rows) * 1000) and len(listener.reads) == len(during) + 1
+    assert len(during) >= 2 and during == sorted(during) and during[0] > 0, during
+    assert listener.reads[-1] == (1, 1, 239_000) and len(listener.reads) == len(during) + 1
+    assert parts == sorted((tmp_path / "spill").rglob("*.parquet"))
     counts = [aggregate.spilled_rows(part) for part in parts]
-    assert sum(counts) == len(rows) * 1000 and max(counts) <= 10_000
+    assert sum(counts) == 239_000 and max(counts) <= 1_000
+
+
+def test_a_listener_failing_mid_file_stops_the_files_query(monkeypatch, tmp_path):
+    """A listener that fails while a CSV file is read (a closed terminal): its error comes out,
+    and nothing writes to the spill afterwards, while the error is still held (the query is
+    waited for: the spill is deleted as the error leaves the run)."""
+    monkeypatch.setattr(aggregate, "SLICE_ROWS", 1_000)
+    monkeypatch.setattr(aggregate, "PROGRESS_SECONDS", 0.001)
+
+    class HungUp(Progress):
+        def reading(self, files_done: Fraction, files: int, rows_read: int) -> None:
+            raise BrokenPipeError(5, "Input/output error")
+
+    usage = long_csv(tmp_path, 500)  # long enough that its query would still be running
+    with pytest.raises(BrokenPipeError) as failure:
+        validated(tmp_path, [usage], HungUp())
+    spill = lambda: sorted((part, part.stat().st_size) for part in (tmp_path / "spill").rglob("*.parquet"))
+    before = spill()
+    time.sleep(0.5)
+    assert spill() == before and failure.traceback  # held, as a caller's cleanup holds it
+
+
+def test_an_empty_or_header_only_csv_is_one_part_of_no_rows(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("record_id,licensee_id,work_ref,use_type,units,unit,occurred_at\n")
+    (tmp_path / "spill").mkdir()
+    listener = Recorded()
+    parts = validated(tmp_path, [tmp_path / "empty.csv", tmp_path / "header.csv"], listener)
+    assert [aggregate.spilled_rows(part) for part in parts] == [0, 0]
+    assert listener.reads == [(1, 2, 0), (2, 2, 0)]
 
 
 def test_a_settlement_tells_its_stages_in_order_and_each_part_done(monkeypatch, tmp_path):
