@@ -124,6 +124,7 @@ def test_a_listener_failing_mid_file_stops_the_files_query(monkeypatch, tmp_path
 
 
 def test_an_empty_or_header_only_csv_is_one_part_of_no_rows(tmp_path):
+    """An empty and a header-only CSV file are each one spill part of no rows, each reported as read."""
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("record_id,licensee_id,work_ref,use_type,units,unit,occurred_at\n")
     (tmp_path / "spill").mkdir()
