@@ -482,8 +482,9 @@ def record_partitions(rows_read: int) -> int:
 class Passes:
     """Tells `progress` each pass over the spill done while identifiers and re-sent rows are
     checked: one per text key column (group_codes), pass 1's three queries and its
-    partitions of the re-send search (first_pass), and pass 2's read of its candidates
-    (not_counted). Each reads the spill once (about 45 s in all at 100M rows)."""
+    partitions of the re-send search (first_pass), and pass 2 (not_counted), which reads
+    its candidates and settles them. Each reads the spill once (about 45 s in all at
+    100M rows)."""
 
     def __init__(self, progress: Progress, rows_read: int):
         self.progress, self.done = progress, 0
@@ -557,7 +558,7 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
     with its kept copy gathers every content column, and at 100M rows settling all
     3.9M candidates at once took 2.8 GiB. Attribution is checked after, across
     partitions, on what each kept: its rows that do not count and every row of
-    a possibly over-attributed output. `passed` is called once the candidates are read (Passes)."""
+    a possibly over-attributed output. `passed` is called once they are settled (Passes)."""
     refused = identifiers.filter(pl.col("ref_reason").is_not_null())
     over = (pl.col("licensee_id").is_in(over_outputs["licensee_id"].unique().implode())
             & pl.col("output_id").is_in(over_outputs["output_id"].unique().implode()))
@@ -569,15 +570,16 @@ def not_counted(spill: list[Path], by_record: pl.DataFrame, over_outputs: pl.Dat
                              | pl.col("work_ref").is_in(refused["work_ref"].implode())))
                   .select(*(candidate(c, schema[c]) for c in CANDIDATE_COLUMNS), "record_hash")
                   .collect())
-    passed()
     parts = partitions_for(candidates.height, CANDIDATE_PARTITION_ROWS)
     settled = pl.concat([resends_settled(candidates.filter(pl.col("record_hash") % parts == part), refused, over)
                          for part in range(parts)])
     del candidates
     checked = intake.attribution_checked(settled.lazy()).filter(NOT_KEPT)
     # only what the rest of the run reads of them: held until the end (a few million rows at 100M)
-    return compacted(checked.select(NOT_COUNTED_COLUMNS).sort("file_index", "row")
-                     .with_columns(pl.col("licensee_id").cast(pl.String)).collect())
+    not_counting = compacted(checked.select(NOT_COUNTED_COLUMNS).sort("file_index", "row")
+                             .with_columns(pl.col("licensee_id").cast(pl.String)).collect())
+    passed()
+    return not_counting
 
 
 def candidate(column: str, dtype: pl.DataType) -> pl.Expr:
