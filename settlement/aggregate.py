@@ -301,10 +301,11 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 
 
 def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path,
-                      progress: Progress = SILENT) -> list[Path]:
+                      progress: Progress = SILENT) -> tuple[list[Path], int]:
     """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`
-    (at most SLICE_ROWS rows each). `progress` is told the files and rows read after each
-    Parquet window, and while a whole file is read, whenever more of its parts are written.
+    (at most SLICE_ROWS rows each); returns the parts and their rows (every row read).
+    `progress` is told the files and rows read after each Parquet window, and while a whole
+    file is read, whenever more of its parts are written.
 
     Parquet input is validated SLICE_ROWS rows at a time: the streaming
     engine reads Parquet faster than it validates and writes, and what it has
@@ -329,7 +330,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
                                      rows_before + rows)
             rows_before += rows  # the last report's: every row of the window or file
         parts += file_parts(folder)
-    return parts
+    return parts, rows_before
 
 
 def read_steps(steps: Iterator[T], name: str) -> Iterator[T]:
@@ -615,9 +616,8 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
                          schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
-        spill = validate_to_spill(files, root, period, licensees, Path(folder), progress)
+        spill, rows_read = validate_to_spill(files, root, period, licensees, Path(folder), progress)
         progress.stage("checking identifiers and re-sent rows")
-        rows_read = sum(spilled_rows(part) for part in spill)
         passed = Passes(progress, rows_read)
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs, passed)
         texts = intake.check_texts(period, licensees)

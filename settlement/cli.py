@@ -140,7 +140,7 @@ class StageProgress(Progress):
 
     def stage(self, name: str) -> None:
         """A new stage: a task of its own, so that its time starts at 0 and its bar pulses
-        until it counts parts (Progress.reset keeps the last stage's total)."""
+        until it counts parts (rich's Progress.reset keeps the last stage's total)."""
         self.stage_started = time.monotonic()
         if self.task is not None:
             self.display.remove_task(self.task)
