@@ -10,10 +10,6 @@ import os
 # them. Purged pages are returned at once (MADV_DONTNEED) instead of being marked free for
 # a second (MADV_FREE), during which they still count in the process's memory. A 100M-row
 # month's settlement peaked at 4.35 GiB against 4.70 GiB, in 521 s against 508 s.
-# Transparent huge pages (what polars' own POLARS_THP=1 asks for): jemalloc marks its memory
-# MADV_HUGEPAGE, so the kernel maps and clears it 2 MiB at a time. Without them, clearing
-# freshly mapped 4 KiB pages was 6% of a 10.5M-row run's CPU samples (perf); with them the
-# run took 62.6 s and 103.5 CPU seconds against 74.6 s and 112.5 (medians of five
-# interleaved pairs; docs/performance.md). A value already in the environment is kept.
-ALLOCATOR_CONF = "narenas:1,muzzy_decay_ms:0,thp:always,metadata_thp:always"
+# A value already in the environment is kept.
+ALLOCATOR_CONF = "narenas:1,muzzy_decay_ms:0"
 os.environ.setdefault("_RJEM_MALLOC_CONF", ALLOCATOR_CONF)
