@@ -34,6 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from bench import generate
+from bench.measure import flush_disk
 
 PERIOD = "2026-10"
 CLOCK = "2026-11-05T09:00:00Z"
@@ -54,13 +55,6 @@ def measure(command: list[str], log: Path, env: dict | None = None, timeout: flo
         raise SystemExit(f"bench.measure could not run {command[0]}: {done.stderr.strip()}")
     return {**json.loads(done.stdout), "log": str(log), "load_before": load_before,
             "load_after": os.getloadavg()[0]}
-
-
-def flush_disk() -> None:
-    """Write back what earlier steps wrote or deleted before a timed run starts, so that no
-    run pays for another's: at 100M rows the engine writes 17 GB of outputs, most of it
-    still in the page cache when it exits, and deleting them makes the disk discard it."""
-    os.sync()
 
 
 def engine_version() -> str:

@@ -24,6 +24,23 @@ import threading
 import time
 
 
+def flush_disk() -> None:
+    """Write back what earlier steps wrote or deleted before a timed run starts, so that no
+    run pays for another's: at 100M rows the engine writes 17 GB of outputs, most of it
+    still in the page cache when it exits, and deleting them makes the disk discard it.
+
+    Deleted files cost the next run too. On an ext4 file system without a journal, as on
+    this project's machines, creating a file passes over every inode deleted in the last
+    60 seconds, or the last 360 while its inode table is not yet written back
+    (`recently_deleted` in the kernel's ext4 inode allocator). Writing a 10.5M-row month's
+    50,000 statements a few seconds after an earlier output folder was deleted took 24-26
+    system CPU seconds instead of 5-6 (perf: `find_get_block_common` and
+    `recently_deleted` on top). Written back, the deletions count for a minute only: a
+    100M-row run writes its statements minutes after it starts, a 10.5M-row run about
+    45 s after, so runs timed back to back at that size should be a minute apart."""
+    os.sync()
+
+
 def measured(command: list[str], log: str, timeout: float | None) -> dict:
     """Run `command` with its output in `log`: wall seconds, peak RSS (bytes), CPU seconds,
     exit code, and whether the timeout killed it."""
