@@ -289,10 +289,7 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
     Each column is its own query: queries collected together share one scan,
     which buffers what the slowest has not consumed (13 GB at 100M rows)."""
     valid = pl.scan_parquet(spill).filter(pl.col("failed_check").is_null())
-    values = {}
-    for column in TEXT_KEY:
-        values[column] = valid.select(column).unique().collect()[column].drop_nulls().sort()
-        passed()
+    values = {c: one_pass(valid.select(c).unique(), passed)[c].drop_nulls().sort() for c in TEXT_KEY}
     identifiers = intake.identifier_table(values.pop("work_ref"), ambiguous, catalogue_refs["ref"])  # sorted
     values["ref"] = identifiers["ref"].drop_nulls().unique().sort()
     work_ids = pl.DataFrame({"ref": values["ref"]}).join(catalogue_refs, on="ref", how="left", maintain_order="left")
@@ -375,12 +372,11 @@ def whole_file_parts(query: pl.LazyFrame, folder: Path) -> Iterator[tuple[int, b
 
 def finished_rows(part: Path) -> int | None:
     """The rows of a spill part that is written, or None while it is being written (polars
-    writes several parts at once, and a part's footer, with its rows, comes last). Read
-    by pyarrow, not by a polars query, which would wait for the pool the sink keeps busy.
+    writes several parts at once, and a part's footer, with its rows, comes last).
     Any failure means not yet: these counts are only shown, and the file's last count
-    reads every part again once the query is done, failing as the file's read would."""
+    reads every part again once the query is done."""
     try:
-        return pq.read_metadata(part).num_rows
+        return spilled_rows(part)
     except (pa.ArrowException, OSError):
         return None
 
@@ -401,8 +397,10 @@ def read_as(name: str) -> Iterator[None]:
 
 
 def spilled_rows(part: Path) -> int:
-    """The rows of a spill part: every row read, valid or not (from the file's metadata)."""
-    return pl.scan_parquet(part).select(pl.len()).collect().item()
+    """The rows of a spill part: every row read, valid or not, from its footer. Read by
+    pyarrow, not by a polars query, which would wait for the pool that a file's sink keeps
+    busy while its parts are counted (finished_rows)."""
+    return pq.read_metadata(part).num_rows
 
 
 def validation(path: Path, index: int, name: str, window: tuple[int, int | None] | None, period,
@@ -442,11 +440,7 @@ def first_pass(spill: list[Path], rows_read: int, texts: pl.DataFrame,
         pl.col("row_hash").sum().alias("digest"))
     quarantined = rows.filter(pl.col("failed_check").is_not_null()).with_columns(intake.described(texts)).select(
         "file_index", *[c for c in intake.QUARANTINE_COLUMNS if c != "file"])
-    collected = []
-    for plan in (per_file, by_output, quarantined):
-        collected.append(plan.collect())
-        passed()
-    per_file, by_output, quarantined = collected
+    per_file, by_output, quarantined = (one_pass(plan, passed) for plan in (per_file, by_output, quarantined))
     # the quarantined rows are kept until the run ends
     return [resent_hashes(valid, rows_read, passed), by_output, per_file, compacted(quarantined)]
 
@@ -466,18 +460,22 @@ def resent_hashes(valid: pl.LazyFrame, rows_read: int, passed: Callable[[], None
     reads one column. `passed` is called after each partition."""
     parts = record_partitions(rows_read)
     hashes = valid.select("record_hash")
-    found = []
-    for part in range(parts):
-        found.append(hashes.filter(pl.col("record_hash") % parts == part).group_by("record_hash").agg(pl.len())
-                     .filter(pl.col("len") > 1).select("record_hash").collect())
-        passed()
-    return pl.concat(found)
+    return pl.concat([one_pass(hashes.filter(pl.col("record_hash") % parts == part).group_by("record_hash")
+                               .agg(pl.len()).filter(pl.col("len") > 1).select("record_hash"), passed)
+                      for part in range(parts)])
 
 
 def record_partitions(rows_read: int) -> int:
     """The partitions of the re-send search: by the rows read, which bound the valid rows
     searched, and are known before the search (Passes counts its passes in advance)."""
     return partitions_for(rows_read, RECORD_PARTITION_ROWS)
+
+
+def one_pass(query: pl.LazyFrame, passed: Callable[[], None]) -> pl.DataFrame:
+    """`query`, one pass over the spill, collected; then `passed` is called (Passes)."""
+    frame = query.collect()
+    passed()
+    return frame
 
 
 class Passes:
