@@ -349,7 +349,7 @@ def run(folder: Path, period: str, threads: int | None = None, memory_limit: str
             WHERE reason IS NULL AND record_id IS NOT NULL GROUP BY licensee_id, record_id)
     """).fetchone()
     if conflicting:
-        raise Unsupported(f"{conflicting} re-sent records differ from their first copy (conflicting_resend)")
+        raise Unsupported(f"{conflicting} re-sent records have copies that differ (conflicting_resend)")
     con.execute("""
         CREATE TEMP TABLE kept AS
         SELECT licensee_id, ref, work_id, use_type, unit, output_id,

@@ -5,11 +5,13 @@ expressions in a fixed order of precedence (the first failing check names the
 row's reason), typed, deduplicated on (licensee_id, record_id) and handed to
 aggregation. No Python code runs per row.
 
-A re-sent record counts once. Which copy counts must not depend on the order
-files are given in, so the copy kept is the one in the first file by name, then
-the first row. A re-send whose content differs from the kept copy is
-quarantined as `conflicting_resend`: the licensee sent two different facts
-under one record id and the society must hear about it.
+A re-sent record counts once: of identical copies, the one in the first file by
+name, then the first row, is kept and the others are counted as duplicates
+(which copy is kept changes no amount, only which file's accounting shows the
+duplicates). When the copies of a record differ, the licensee sent two different
+facts under one record id: every copy is quarantined as `conflicting_resend`,
+so that no copy is paid until the society hears which is right. Keeping the
+first would make the amounts depend on the order of the rows (law 4).
 """
 
 from __future__ import annotations
@@ -407,34 +409,38 @@ def place() -> pl.Expr:
 
 
 def deduplicated(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or (content differs) quarantined.
+    """Mark re-sends among valid rows: `copy` is `kept`, `duplicate` or, for every copy of a
+    record whose copies differ, `conflicting_resend` (quarantined; see the module's docstring).
 
-    Each valid row finds its record's kept copy (first file by name, then first row) by
-    a window over the record key, and is compared with it column by column. (A group-by
-    for the first copies joined back, with each row's content as one string, took three
-    times the rows' own memory at 100M rows; sorting them by the key's text took a minute.)"""
+    Each valid row finds its record's first copy (first file by name, then first row) by
+    a window over the record key, and is compared with it column by column; a record's
+    copies differ when any differs from its first. (A group-by for the first copies
+    joined back, with each row's content as one string, took three times the rows' own
+    memory at 100M rows; sorting them by the key's text took a minute.)"""
     key = ["licensee_id", "record_id"]
     valid = pl.col("reason").is_null()
     position = pl.when(valid).then(place())
-    is_kept = pl.col("_position") == pl.col("_first")  # null for invalid rows
+    is_first = pl.col("_position") == pl.col("_first")  # null for invalid rows
     same_content = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).gather(pl.col("_kept")))
                                      for c in CONTENT_COLUMNS)
     rows = (rows.with_columns(position.alias("_position"), pl.int_range(pl.len()).alias("_index"))
             .with_columns(pl.col("_position").min().over(key).alias("_first"))
-            # each record's kept row, by its row number (a window over one integer)
-            .with_columns(pl.when(is_kept).then(pl.col("_index")).max().over("_first").alias("_kept"))
+            # each record's first row, by its row number (a window over one integer)
+            .with_columns(pl.when(is_first).then(pl.col("_index")).max().over("_first").alias("_kept"))
+            .with_columns(same_content.alias("_same"))  # by global row numbers: not inside the window
+            .with_columns((valid & ~pl.col("_same")).any().over("_first").alias("_differ"))
             .with_columns(pl.when(~valid).then(pl.lit(None))
-                          .when(is_kept).then(pl.lit("kept"))
-                          .when(same_content).then(pl.lit("duplicate"))
-                          .otherwise(pl.lit("conflicting_resend")).alias("copy")))
+                          .when(pl.col("_differ")).then(pl.lit("conflicting_resend"))
+                          .when(is_first).then(pl.lit("kept"))
+                          .otherwise(pl.lit("duplicate")).alias("copy")))
     conflicting = pl.col("copy") == "conflicting_resend"
     return rows.with_columns(
         pl.when(conflicting).then(pl.lit("conflicting_resend")).otherwise("reason").alias("reason"),
         pl.when(conflicting).then(pl.lit("record_id")).otherwise("field").alias("field"),
         pl.when(conflicting).then(pl.col("record_id").str.slice(0, VALUE_LENGTH_MAX)).otherwise("value").alias("value"),
-        pl.when(conflicting).then(pl.lit("a re-send identical to the copy first sent")).otherwise("expected")
+        pl.when(conflicting).then(pl.lit("copies of one record identical to each other")).otherwise("expected")
         .alias("expected"),
-    ).drop("_position", "_index", "_first", "_kept")
+    ).drop("_position", "_index", "_first", "_kept", "_same", "_differ")
 
 
 def attribution_checked(rows: pl.LazyFrame) -> pl.LazyFrame:

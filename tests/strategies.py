@@ -341,17 +341,20 @@ def usage_files(draw, rows: list[dict], *, formats=USAGE_FORMATS, max_files: int
 
 
 @st.composite
-def with_resends(draw, files: dict[str, list[dict]], max_copies: int = 5,
-                 new_files: tuple[str, ...] = ()) -> tuple[dict[str, list[dict]], int]:
-    """Append exact copies of some rows to their own file, another one or one of `new_files`;
-    return the files and the number of copies."""
+def with_resends(draw, files: dict[str, list[dict]], max_copies: int = 5, new_files: tuple[str, ...] = (),
+                 conflicting: bool = False) -> tuple[dict[str, list[dict]], int]:
+    """Append copies of some rows to their own file, another one or one of `new_files`;
+    return the files and the number of copies. Exact copies, unless `conflicting`: then
+    some copies report other units under the same record id."""
     every = [row for rows in files.values() for row in rows]
     result = {name: list(rows) for name, rows in files.items()}
     destinations = sorted({*result, *new_files})
     copies = draw(st.integers(0, max_copies)) if every else 0
     for _ in range(copies):
-        row = draw(st.sampled_from(every))
-        result.setdefault(draw(st.sampled_from(destinations)), []).append(dict(row))
+        row = dict(draw(st.sampled_from(every)))
+        if conflicting and draw(st.booleans()):
+            row["units"] = str(int(row["units"]) + 1)
+        result.setdefault(draw(st.sampled_from(destinations)), []).append(row)
     return result, copies
 
 
@@ -363,8 +366,9 @@ def input_folders(draw, *, formats=USAGE_FORMATS, resends: bool = True, max_rows
 
     1 to 3 contracts, each with its own licensee and currency; 1 to 4 holders;
     1 to 8 works, some without splits or with a split change mid-month; up to
-    `max_rows` valid usage rows (plus re-sent copies when `resends`) in 1 to 3
-    files of the given formats.
+    `max_rows` valid usage rows (plus re-sent copies when `resends`, some of them
+    conflicting: other units under the same record id) in 1 to 3 files of the
+    given formats.
     """
     holder_rows = draw(holders())
     work_rows = draw(works())
@@ -376,7 +380,7 @@ def input_folders(draw, *, formats=USAGE_FORMATS, resends: bool = True, max_rows
     rows = draw(usage_rows(contract_specs, work_rows, max_rows=max_rows))
     files = draw(usage_files(rows, formats=formats))
     if resends:
-        files, _ = draw(with_resends(files, max_copies=3))
+        files, _ = draw(with_resends(files, max_copies=3, conflicting=True))
     return {
         "holders": holder_rows,
         "works": work_rows,

@@ -289,8 +289,9 @@ USAGE_CASES = [
     UsageCase("empty file", "09-empty.csv", None, [], raw=""),
     UsageCase("header only", "10-header-only.csv", [], []),
     UsageCase("conflicting re-send", "11-resend.csv",
-              [good("rs1"), good("rs1"), usage("rs1", "WORK:W1", 101)],
-              [(3, "conflicting_resend", "record_id", "rs1")]),
+              [good("rs1"), good("rs1"), usage("rs1", "WORK:W1", 101), good("rs2"), good("rs2")],
+              [(1, "conflicting_resend", "record_id", "rs1"), (2, "conflicting_resend", "record_id", "rs1"),
+               (3, "conflicting_resend", "record_id", "rs1")]),
     UsageCase("attribution over one", "12-attribution.csv",
               [usage("at1", "WORK:W1", 1, use_type="output", unit="output", output_id="o1", attribution="0.6"),
                usage("at2", "WORK:W2", 1, use_type="output", unit="output", output_id="o1", attribution="0.5"),
@@ -384,7 +385,7 @@ def test_usage_run_accounts_for_every_row(usage_run):
     assert rows["rows_read"] == sum(rows_written(case) for case in USAGE_CASES)
     assert rows["rows_read"] == sum(rows[fate] for fate in ROW_FATES), rows
     assert rows["quarantined"] == len(usage_run.quarantine) == sum(len(case.bad) for case in USAGE_CASES)
-    assert rows["duplicates"] == 1  # the identical re-send of rs1
+    assert rows["duplicates"] == 1  # the identical re-send of rs2 (rs1's copies differ: all quarantined)
     # Only the good rows are charged: 8 train rows × 100 tokens × 0.01 = 8.00, plus output at3 1 × 0.01.
     assert rows["accepted"] == 9
     assert usage_run.summary["currencies"]["EUR"]["charged"] == "8.01"
