@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sys
@@ -91,13 +92,15 @@ def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock:
     """`step(inputs, period, progress)` on the loaded inputs, with the options checked, a
     progress bar on a terminal, and any failure as one error line; its summary.
     `command`: what the error line calls it (run, preview)."""
+    from settlement.exports import check_folder
     from settlement.intake import Period
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
         fail(f"--period {period!r}: expected a month such as 2026-10")
-    if not re.fullmatch(CLOCK, clock):
+    if not real_clock(clock):
         fail(f"--clock {clock!r}: expected a UTC time such as 2026-11-05T09:00:00Z")
     try:
+        check_folder(out, preview=command == "preview")
         # interactive: a terminal that draws (not TERM=dumb), where rich's bar leaves no stray blank line
         with StageProgress(enabled=not quiet and Console().is_interactive) as progress:
             progress.stage("loading contracts and catalogue")
@@ -106,6 +109,17 @@ def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock:
         fail(str(error))
     except OSError as error:  # the machine's, not the inputs': a full disk, an output path that cannot be made
         fail(stopped_by(command, error, out))
+
+
+def real_clock(clock: str) -> bool:
+    """`clock` is spelled as CLOCK and names a real instant (not 2026-02-30 or 25:00)."""
+    if not re.fullmatch(CLOCK, clock):
+        return False
+    try:
+        dt.datetime.strptime(clock, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
 
 
 def stopped_by(command: str, error: OSError, out: Path) -> str:

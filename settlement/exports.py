@@ -41,11 +41,37 @@ def write_csv(path: Path, frame: pl.DataFrame) -> None:
     frame.write_csv(path, line_terminator="\n")
 
 
-def prepare_folder(out: Path) -> None:
-    """Empty a previous run's folder; refuse to clear a folder that is not one."""
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+def check_folder(out: Path, preview: bool = False) -> None:
+    """Refuse an output folder that the export must not replace: a file, a folder with
+    files but no earlier run's manifest.json, and, for a `preview`, a settlement run's
+    outputs (its statements and lines are not a preview's to delete). The command line
+    checks it before the run starts, so that a month is not settled for nothing."""
+    expected = "a new or empty folder, or an earlier " + ("preview's" if preview else "run's") + " output folder"
+    if os.path.lexists(out) and not out.is_dir():
+        raise InputError(str(out), "the output folder is a file", expected=expected)
+    if not out.exists() or not any(out.iterdir()):
+        return
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
         raise InputError(str(out), "output folder is not empty and holds no earlier run's manifest.json",
-                         expected="a new or empty folder, or an earlier run's output folder")
+                         expected=expected)
+    if preview and not previewed(manifest):
+        raise InputError(str(out), "holds a settlement run's outputs, which a preview does not replace",
+                         expected=expected)
+
+
+def previewed(manifest: Path) -> bool:
+    """Whether `manifest` is a preview's (write_manifest marks it)."""
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("preview") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_folder(out: Path, preview: bool = False) -> None:
+    """Empty an earlier run's (or, for a `preview`, an earlier preview's) output folder, or
+    make a new one; refuse any other (check_folder)."""
+    check_folder(out, preview)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -433,7 +459,7 @@ def export(s: Settlement, out: Path, progress: Progress = SILENT) -> dict:
 def export_preview(s: Priced, out: Path) -> dict:
     """Write a preview into `out`: the invoices, quarantine.csv, unlicensed.csv, summary.json
     (marked `"preview": true`) and the manifest; return the summary."""
-    prepare_folder(out)
+    prepare_folder(out, preview=True)
     write_invoices(s, out)
     write_usage_reports(s, out)
     data = preview_summary(s)

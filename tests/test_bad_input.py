@@ -178,7 +178,9 @@ def test_reference_errors_are_reported_in_order_of_precedence(index, tmp_path):
     ("--period", "2026-13", "--period '2026-13': expected a month such as 2026-10"),
     ("--period", "[/b]", "--period '[/b]': expected a month such as 2026-10"),
     ("--clock", "2026-11-05 09:00", "--clock '2026-11-05 09:00': expected a UTC time"),
-], ids=["month-13", "markup-like-period", "clock-without-T-and-Z"])
+    ("--clock", "2026-02-30T09:00:00Z", "--clock '2026-02-30T09:00:00Z': expected a UTC time"),
+    ("--clock", "2026-11-05T24:00:60Z", "--clock '2026-11-05T24:00:60Z': expected a UTC time"),
+], ids=["month-13", "markup-like-period", "clock-without-T-and-Z", "clock-february-30", "clock-hour-24"])
 def test_bad_command_line_option_is_one_error_line(option, value, fragment, tmp_path):
     """A malformed --period or --clock is refused with one `error:` line quoting it as given."""
     arguments = {"--period": "2026-10", "--clock": CLOCK, option: value}
@@ -235,6 +237,33 @@ def test_a_preview_does_not_clear_a_folder_that_is_not_an_output_folder(tmp_path
         assert done.returncode == 0, done.stderr
     assert sorted(path.name for path in out.iterdir()) == [
         "invoices", "manifest.json", "quarantine.csv", "summary.json", "unlicensed.csv"]
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_the_run(tmp_path):
+    """--out naming a file is the user's mistake, not a system error: one `error:` line, the
+    file left as it was."""
+    folder = good_folder(tmp_path / "in")
+    out = tmp_path / "a-file"
+    out.write_text("mine\n", encoding="utf-8")
+    line = assert_one_error_line(settle_cli(folder, out))
+    assert str(out) in line and "the output folder is a file" in line, line
+    assert out.read_text(encoding="utf-8") == "mine\n"
+
+
+def test_a_preview_does_not_replace_a_runs_outputs(tmp_path):
+    """A preview into a settlement run's output folder is refused, leaving the run's
+    statements and lines as they were; a run may replace a preview's folder."""
+    folder = good_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    assert settle_cli(folder, out).returncode == 0
+    before = sorted(path.relative_to(out) for path in out.rglob("*"))
+    line = assert_one_error_line(settle_cli(folder, out, "preview"))
+    assert str(out) in line and "holds a settlement run's outputs" in line, line
+    assert sorted(path.relative_to(out) for path in out.rglob("*")) == before
+    previewed = tmp_path / "previewed"
+    assert settle_cli(folder, previewed, "preview").returncode == 0
+    assert settle_cli(folder, previewed).returncode == 0
+    assert (previewed / "lines.csv").exists()
 
 
 # --- usage rows: quarantined, counted, never lost ---------------------------------------------------
