@@ -314,15 +314,15 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     for index, path in enumerate(files):
         name = intake.display_name(path, root)
         folder = spill / f"{index:06d}"
-        with read_as(name):
+        with read_as(name, path):
             file_windows = windows(path)
         for number, window in enumerate(file_windows):
-            with read_as(name):
+            with read_as(name, path):
                 query = validation(path, index, name, window, period, licensees)
             reports = (whole_file_parts(query, folder) if window is None
                        else window_part(query, folder / f"{number:08d}.parquet"))
             with closing(reports):  # a listener's failure waits for the file's query (whole_file_parts)
-                for rows, written in read_steps(reports, name):
+                for rows, written in read_steps(reports, name, path):
                     progress.reading(index + Fraction(number + written, len(file_windows)), len(files),
                                      rows_before + rows)
             rows_before += rows  # the last report's: every row of the window or file
@@ -330,11 +330,11 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     return parts, rows_before
 
 
-def read_steps(steps: Iterator[T], name: str) -> Iterator[T]:
-    """`steps`, each one taken as a read of file `name` (read_as), then handed out of it, so
-    that a listener failing on one is not taken for the file failing."""
+def read_steps(steps: Iterator[T], name: str, path: Path) -> Iterator[T]:
+    """`steps`, each one taken as a read of file `name` at `path` (read_as), then handed out
+    of it, so that a listener failing on one is not taken for the file failing."""
     while True:
-        with read_as(name):
+        with read_as(name, path):
             step = next(steps, None)
         if step is None:
             return
@@ -387,13 +387,14 @@ def file_parts(folder: Path) -> list[Path]:
 
 
 @contextmanager
-def read_as(name: str) -> Iterator[None]:
-    """A failure to read or write inside, reported as file `name` unreadable (intake.unreadable).
-    Only the reading is inside: a listener's failure (a closed terminal) is not the file's."""
+def read_as(name: str, path: Path) -> Iterator[None]:
+    """A failure to read or write inside, reported as file `name` (at `path`) unreadable
+    (intake.unreadable). Only the reading is inside: a listener's failure (a closed
+    terminal) is not the file's."""
     try:
         yield
     except (pl.exceptions.PolarsError, OSError) as error:
-        raise intake.unreadable(name, error) from None
+        raise intake.unreadable(name, error, path) from None
 
 
 def spilled_rows(part: Path) -> int:

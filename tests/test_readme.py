@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 from conftest import ROOT, settle_cli
 
@@ -51,7 +52,8 @@ def test_settle_commands_shown_run(tmp_path):
     assert settle_lines
     for command in settle_lines:
         args = shlex.split(command)[1:]
-        if "--out" in args:
-            args[args.index("--out") + 1] = str(tmp_path / "out")
+        if "--out" in args:  # each command's own folder, as the README gives each its own
+            out = args.index("--out") + 1
+            args[out] = str(tmp_path / Path(args[out]).name)
         done = settle_cli(*args)
         assert done.returncode == 0, (command, done.stderr)
