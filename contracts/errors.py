@@ -34,8 +34,8 @@ class InputError(SettlementError):
 class UnknownCurrency(InputError):
     """A currency code that is not an active ISO 4217 code."""
 
-    def __init__(self, currency: str, file: str = "<input>", field: str = "currency"):
-        super().__init__(file, "unknown currency", field=field, value=currency,
+    def __init__(self, currency: str, file: str = "<input>", field: str = "currency", row: int | None = None):
+        super().__init__(file, "unknown currency", row=row, field=field, value=currency,
                          expected="an ISO 4217 code such as EUR, USD, JPY")
 
 

@@ -11,13 +11,15 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 import polars as pl
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import ConstructorError
 
-from contracts.catalogue import Catalogue, empty_like_consent, load_consent, load_splits, load_works, read_table
+from contracts.catalogue import (Catalogue, empty_like_consent, fail_first, load_consent, load_splits, load_works,
+                                 read_table)
 from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError, MissingInput, UnknownCurrency
 from contracts.licence import LicenceContract
@@ -25,6 +27,12 @@ from contracts.parties import Licensee, RightsHolder
 from contracts.policy import DistributionPolicy, RevenueReport
 
 USAGE_SUFFIXES = (".csv", ".csv.gz", ".csv.zst", ".jsonl", ".ndjson", ".parquet")
+# Intake reads any file not named .jsonl, .ndjson or .parquet (in lower case) as a CSV, gzip and
+# zstd known by their first bytes: a CSV's suffix may be in any case, the others' only in lower case.
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
+USAGE_EXPECTED = ("a usage log named *.csv, *.csv.gz, *.csv.zst (any case), *.jsonl, *.ndjson or *.parquet "
+                  "(lower case)")
+CONTRACT_SUFFIXES = (".yaml", ".yml", ".json")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -54,11 +62,55 @@ def validation_error(path: Path, error: ValidationError, row: int | None = None)
     return InputError(str(path), message, row=row, field=field, value=value)
 
 
+class StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing two things it lets through: a key given twice in one
+    mapping (the last would silently replace the first, e.g. a second `terms:` block) and a
+    date that does not exist (PyYAML raises a bare ValueError, with no line)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges keys that the mapping may override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in first_line:
+                    raise ConstructorError(None, None, f"key {key!r} is given twice (first at line "
+                                           f"{first_line[key]}); a mapping takes each key once",
+                                           key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: the base class refuses it
+                continue
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as error:
+            raise ConstructorError(None, None, f"{node.value!r} is not a date that exists ({error})",
+                                   node.start_mark) from None
+
+
+# the safe loader registered its own function for timestamps: register the override in its place
+StrictYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictYamlLoader.construct_yaml_timestamp)
+
+
+def yaml_error(path: Path, error: yaml.YAMLError) -> InputError:
+    """PyYAML's problem on one line, with where it is (1-based line and column) when PyYAML knows."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return InputError(str(path), f"not valid YAML{where}: {problem}")
+
+
 def load_yaml(path: Path, model: type[M]) -> M:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise InputError(str(path), f"not valid YAML: {str(error).splitlines()[0]}") from None
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYamlLoader)
+    except yaml.YAMLError as error:
+        raise yaml_error(path, error) from None
+    except UnicodeDecodeError as error:
+        raise InputError(str(path), f"not valid YAML: {str(error).splitlines()[0]}",
+                         expected="a UTF-8 text file") from None
     if not isinstance(data, dict):
         raise InputError(str(path), "expected a mapping at the top level")
     try:
@@ -68,7 +120,8 @@ def load_yaml(path: Path, model: type[M]) -> M:
 
 
 def load_rows(path: Path, model: type[M]) -> list[M]:
-    """A small CSV table, one validated model per row; empty cells are absent fields."""
+    """A small CSV table, one validated model per row, in file order (record i is data row
+    i + 1, as `read_table` numbers rows); empty cells are absent fields."""
     frame = read_table(path)
     records = []
     for record in frame.iter_rows(named=True):
@@ -81,6 +134,18 @@ def load_rows(path: Path, model: type[M]) -> list[M]:
     return records
 
 
+def refuse_repeated(path: Path, records: list[BaseModel], fields: tuple[str, ...], expected: str) -> None:
+    """Refuse a key (`fields`) given on two rows of `records` (as `load_rows` returns them), at
+    the second: kept in a dict, the last row would silently replace the first."""
+    first_row: dict[tuple, int] = {}
+    for row, record in enumerate(records, start=1):
+        key = tuple(getattr(record, field) for field in fields)
+        if key in first_row:
+            raise InputError(str(path), f"given twice (first at row {first_row[key]})", row=row,
+                             field=", ".join(fields), value=", ".join(str(part) for part in key), expected=expected)
+        first_row[key] = row
+
+
 def require(folder: Path, *names: str) -> Path:
     for name in names:
         if (folder / name).exists():
@@ -88,25 +153,44 @@ def require(folder: Path, *names: str) -> Path:
     raise MissingInput(str(folder / names[0]), "required input file is missing")
 
 
-def check_currencies(path_of: dict[str, Path], contracts: list[LicenceContract],
-                     holders: dict[str, RightsHolder], policy: DistributionPolicy) -> None:
+def check_currencies(contracts: list[LicenceContract], path_of: dict[str, Path], holders: dict[str, RightsHolder],
+                     holders_path: Path, policy: DistributionPolicy, policy_path: Path) -> None:
     for contract in contracts:
         if contract.currency not in CURRENCY_EXPONENTS:
             raise UnknownCurrency(contract.currency, str(path_of[contract.contract_id]))
-    for holder in holders.values():
+    # holders are in file order and each once (refuse_repeated): holder i is data row i + 1
+    for row, holder in enumerate(holders.values(), start=1):
         if holder.payout_currency not in CURRENCY_EXPONENTS:
-            raise UnknownCurrency(holder.payout_currency, "holders.csv", "payout_currency")
+            raise UnknownCurrency(holder.payout_currency, str(holders_path), "payout_currency", row=row)
     for code in policy.thresholds:
         if code not in CURRENCY_EXPONENTS:
-            raise UnknownCurrency(code, "policy.yaml", "thresholds")
+            raise UnknownCurrency(code, str(policy_path), "thresholds")
+
+
+def is_hidden(path: Path) -> bool:
+    """Dot-files and dot-folders (.gitkeep, .DS_Store, .git) are an editor's or a tool's, not inputs."""
+    return path.name.startswith(".")
+
+
+def contract_files(folder: Path) -> list[Path]:
+    """The files of contracts/, each a contract: *.yaml, *.yml, *.json in any case. Anything
+    else there but hidden dot-files is refused, so no contract is left out unnoticed."""
+    where = folder / "contracts"
+    paths = sorted(path for path in where.iterdir() if not is_hidden(path)) if where.is_dir() else []
+    for path in paths:
+        if path.is_dir():
+            raise InputError(str(path), "is a folder; contracts are read from contracts/ itself, not its folders",
+                             expected="a contract file (*.yaml, *.yml, *.json)")
+        if not path.name.lower().endswith(CONTRACT_SUFFIXES) or not path.is_file():
+            raise InputError(str(path), "is not a contract file", expected="a contract file (*.yaml, *.yml, *.json)")
+    if not paths:
+        raise MissingInput(str(where), "no contract files (*.yaml, *.yml, *.json)")
+    return paths
 
 
 def load_contracts(folder: Path, licensees: dict[str, Licensee]) -> tuple[list[LicenceContract], dict[str, Path]]:
-    paths = sorted((folder / "contracts").glob("*.yaml")) + sorted((folder / "contracts").glob("*.json"))
-    if not paths:
-        raise MissingInput(str(folder / "contracts"), "no contract files (*.yaml, *.json)")
     contracts, path_of = [], {}
-    for path in paths:
+    for path in contract_files(folder):
         contract = load_yaml(path, LicenceContract)
         if contract.contract_id in path_of:
             raise InputError(str(path), "contract id already used by " + str(path_of[contract.contract_id]),
@@ -119,19 +203,90 @@ def load_contracts(folder: Path, licensees: dict[str, Licensee]) -> tuple[list[L
     return sorted(contracts, key=lambda c: c.contract_id), path_of
 
 
+def check_repertoires(contracts: list[LicenceContract], path_of: dict[str, Path], works: pl.DataFrame) -> None:
+    """A repertoire's listed works are catalogue works: a mistyped id would license nothing, silently."""
+    for contract in contracts:
+        listed = contract.repertoire.works or []
+        known = pl.Series(listed, dtype=pl.String).is_in(works["work_id"].implode()).to_list()
+        for index, (work_id, is_known) in enumerate(zip(listed, known)):
+            if not is_known:
+                raise InputError(str(path_of[contract.contract_id]), "unknown work", field=f"repertoire.works.{index}",
+                                 value=work_id, expected="a work_id of works.csv")
+
+
+def check_split_holders(splits: pl.DataFrame, splits_path: Path, holders: dict[str, RightsHolder]) -> None:
+    if splits.filter(~pl.col("holder_id").is_in(list(holders))).height:
+        # the loaded splits are sorted and unnumbered: the file is read again (only on this error) for the row
+        fail_first(read_table(splits_path), ~pl.col("holder_id").is_in(list(holders)), splits_path, "holder_id",
+                   "a holder_id of holders.csv", "unknown holder")
+
+
+def is_usage_log(path: Path) -> bool:
+    return path.name.endswith(USAGE_SUFFIXES) or path.name.lower().endswith(CSV_SUFFIXES)
+
+
+def usage_log(path: Path, named_by: str | None = None) -> Path:
+    """`path`, refused unless it is a usage log intake can read (by its name: see CSV_SUFFIXES)."""
+    how = f"named by --usage {named_by!r}, " if named_by else ""
+    if not path.is_file():
+        problem = "a broken link" if path.is_symlink() and not path.exists() else "not a file"
+        raise InputError(str(path), f"{how}is {problem}", expected=USAGE_EXPECTED)
+    if not is_usage_log(path):
+        raise InputError(str(path), f"{how}is not a usage log by its name", expected=USAGE_EXPECTED)
+    return path
+
+
+def entries_under(folder: Path, seen: set[Path] | None = None) -> Iterator[Path]:
+    """Everything under `folder` that is not a folder, however deep and through links to
+    folders (each folder once, so a link back up ends), skipping hidden dot-files and -folders."""
+    seen = set() if seen is None else seen
+    if folder.resolve() in seen:
+        return
+    seen.add(folder.resolve())
+    for path in sorted(folder.iterdir()):
+        if is_hidden(path):
+            continue
+        if path.is_dir():
+            yield from entries_under(path, seen)
+        else:
+            yield path
+
+
+def logs_named_by(pattern: str) -> list[Path]:
+    """The usage logs of one --usage pattern: the files it matches and the logs under the
+    folders it matches. A pattern naming no log, or a file that is not one, is refused."""
+    logs = []
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        path = Path(match)
+        if path.is_dir():
+            logs.extend(usage_log(entry, pattern) for entry in entries_under(path))
+        else:
+            logs.append(usage_log(path, pattern))
+    if not logs:
+        raise MissingInput(pattern, "--usage pattern names no usage log", expected=USAGE_EXPECTED)
+    return logs
+
+
+def once_each(paths: list[Path]) -> list[Path]:
+    """`paths` without a file named twice (relative and absolute, through a link): by the
+    file it resolves to, each shown under its first spelling in sorted order."""
+    first: dict[Path, Path] = {}
+    for path in sorted(paths):
+        first.setdefault(path.resolve(), path)
+    return sorted(first.values())
+
+
 def usage_files(folder: Path, patterns: list[str] | None = None) -> list[Path]:
-    """The usage logs: every log under `folder/usage`, or the files the glob `patterns` match.
-    Sorted by path, so the order they were named in never matters."""
+    """The usage logs: every log under `folder/usage`, or the logs the glob `patterns` name.
+    Sorted by path, so the order they were named in never matters. Anything there that is
+    not a usage log (but hidden dot-files) is refused: its rows would be lost unnoticed."""
     if patterns:
-        matched = {Path(p) for pattern in patterns for p in glob.glob(pattern, recursive=True)}
-        where = ", ".join(patterns)
-    else:
-        matched = set((folder / "usage").rglob("*"))
-        where = str(folder / "usage")
-    files = sorted(p for p in matched if p.is_file() and p.name.endswith(USAGE_SUFFIXES))
+        return once_each([log for pattern in patterns for log in logs_named_by(pattern)])
+    where = folder / "usage"
+    files = [usage_log(path) for path in entries_under(where)] if where.is_dir() else []
     if not files:
-        raise MissingInput(where, "no usage logs (*.csv, *.csv.gz, *.csv.zst, *.jsonl, *.ndjson, *.parquet)")
-    return files
+        raise MissingInput(str(where), "no usage logs", expected=USAGE_EXPECTED)
+    return once_each(files)
 
 
 def works_of(folder: Path) -> tuple[Path, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
@@ -151,22 +306,27 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
         policy_path = require(folder, "policy.yaml", "policy.json")
         policy = load_yaml(policy_path, DistributionPolicy)
         licensees_path = require(folder, "licensees.csv")
-        licensees = {l.licensee_id: l for l in load_rows(licensees_path, Licensee)}
+        licensee_rows = load_rows(licensees_path, Licensee)
+        refuse_repeated(licensees_path, licensee_rows, ("licensee_id",), "each licensee_id once")
+        licensees = {l.licensee_id: l for l in licensee_rows}
         holders_path = require(folder, "holders.csv")
-        holders = {h.holder_id: h for h in load_rows(holders_path, RightsHolder)}
+        holder_rows = load_rows(holders_path, RightsHolder)
+        refuse_repeated(holders_path, holder_rows, ("holder_id",), "each holder_id once")
+        holders = {h.holder_id: h for h in holder_rows}
         contracts, path_of = load_contracts(folder, licensees)
-        check_currencies(path_of, contracts, holders, policy)
+        check_currencies(contracts, path_of, holders, holders_path, policy, policy_path)
         works_path, (works, refs, ambiguous) = works_loaded.result()
+    check_repertoires(contracts, path_of, works)
     splits_path = require(folder, "splits.csv", "splits.parquet")
     splits, share_scale = load_splits(splits_path, works)
-    unknown = splits.filter(~pl.col("holder_id").is_in(list(holders)))
-    if unknown.height:
-        raise InputError(str(splits_path), "unknown holder", field="holder_id", value=unknown["holder_id"][0],
-                         expected="a holder_id of holders.csv")
+    check_split_holders(splits, splits_path, holders)
     consent_path = folder / "consent.csv"
-    consent = load_consent(consent_path, works) if consent_path.exists() else None
+    consent = (load_consent(consent_path, works, holder_ids=list(holders), licensee_ids=list(licensees))
+               if consent_path.exists() else None)
     revenue_path = folder / "revenue.csv"
     revenue = load_rows(revenue_path, RevenueReport) if revenue_path.exists() else []
+    refuse_repeated(revenue_path, revenue, ("licensee_id", "contract_id", "period"),
+                    "one report per licensee, contract and period")
     reference = [policy_path, licensees_path, holders_path, works_path, splits_path,
                  *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
