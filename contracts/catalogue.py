@@ -9,8 +9,11 @@ names file, row, field, value and what was expected.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import math
+import re
 from fractions import Fraction
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,8 +24,9 @@ from pydantic import Field
 
 from contracts.errors import InputError
 from contracts.identifiers import EXPECTED, WORK_ID_PATTERN, normalised_ref_expr
-from contracts.numbers import Share, fraction_text, parse_exact
-from contracts.parties import Model
+from contracts.numbers import EXACT_TEXT, Share, fraction_text, parse_exact
+from contracts.parties import Licensee, Model, RightsHolder
+from contracts.policy import RevenueReport
 from contracts.vocabulary import RIGHTS, USE_TYPES, WORK_KINDS, ConsentSubject, Right, Signal, WorkKind
 
 # Splits are held as integers over one common denominator so that level-2
@@ -30,6 +34,22 @@ from contracts.vocabulary import RIGHTS, USE_TYPES, WORK_KINDS, ConsentSubject, 
 # denominators would push that past what Int128 products can carry.
 SHARE_SCALE_MAX = 10**18
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+WORK_COLUMNS = ["work_id", "kind", "title", "identifiers"]
+SPLIT_COLUMNS = ["work_id", "right", "holder_id", "share", "valid_from", "valid_to"]
+CONSENT_COLUMNS = ["subject", "subject_id", "use_type", "licensee_id", "signal", "valid_from", "valid_to"]
+# The header of each reference table, by file name: `read_table` has only the path (loading.load_rows
+# calls it for the small tables), and a file without a header is told which one it lacks.
+HEADERS = {"works.csv": WORK_COLUMNS, "splits.csv": SPLIT_COLUMNS, "consent.csv": CONSENT_COLUMNS,
+           "holders.csv": list(RightsHolder.model_fields), "licensees.csv": list(Licensee.model_fields),
+           "revenue.csv": list(RevenueReport.model_fields)}
+# docs/formats.md lets these have no rows, so a 0-byte one is read as its header alone. Any other
+# table without even a header is a file cut short (a failed export), not an empty catalogue.
+MAY_HAVE_NO_ROWS = ("consent.csv", "revenue.csv")
+# Python's csv module, which finds the row polars refused, cannot say a field was never closed: it
+# reads on to the end of the file, or to its field size limit, first.
+UNCLOSED_QUOTE = ("unexpected end of data", "field larger than field limit")
+# `surrogateescape` decodes each byte that is not UTF-8 to one of these, found nowhere in real text
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 class WorkRecord(Model):
@@ -96,17 +116,126 @@ class Catalogue:
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """A CSV or Parquet table with every column as text and a 1-based `_row`."""
-    if path.suffix == ".parquet":
-        frame = pl.read_parquet(path)
-        frame = frame.with_columns(pl.all().cast(pl.String))
-    else:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    """A CSV or Parquet table with every column as text and a 1-based `_row`. A file that
+    cannot be read as a table is refused with one `InputError` naming it (and the row, in a CSV)."""
+    frame = read_parquet_text(path) if path.suffix == ".parquet" else read_csv_text(path)
     # A quoted empty cell ("") reads as an empty string, a bare one as null:
     # both mean "not given".
     text = pl.col(pl.String).str.strip_chars()
     frame = frame.with_columns(pl.when(text == "").then(None).otherwise(text).name.keep())
     return frame.with_row_index("_row", offset=1)
+
+
+def read_parquet_text(path: Path) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path)
+    except pl.exceptions.PolarsError as error:
+        raise InputError(str(path), f"not a readable Parquet file ({first_line(error)})",
+                         expected="a Parquet file with the columns of docs/formats.md") from None
+    refuse_float_columns(frame, path)
+    return frame.with_columns(pl.all().cast(pl.String))
+
+
+def refuse_float_columns(frame: pl.DataFrame, path: Path) -> None:
+    """A float column is refused, as a float is everywhere: its value has lost exactness before it
+    is read (0.7 is 0.6999999999999999555910790149937…), so a share or amount in it is unknowable."""
+    for name, dtype in frame.schema.items():
+        given = frame[name].is_not_null() if dtype.is_float() else None
+        if given is not None and given.any():  # a float column of nulls only holds no number
+            index = given.arg_max()
+            raise InputError(str(path), f"a {dtype} column: a float is not exact", row=index + 1, field=name,
+                             value=frame[name][index], expected=EXACT_TEXT)
+
+
+def read_csv_text(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except pl.exceptions.NoDataError:
+        return header_alone(path)
+    except pl.exceptions.PolarsError as error:
+        raise unreadable_csv(path, error) from None
+
+
+def header_alone(path: Path) -> pl.DataFrame:
+    """The table of a CSV with no header (0 bytes or blank lines): no rows, if its table may have none."""
+    columns = HEADERS.get(path.name)
+    if path.name in MAY_HAVE_NO_ROWS:
+        return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    header = f"a header row with columns {', '.join(columns)}" if columns else "a header row"
+    raise InputError(str(path), "empty file", expected=header)
+
+
+def unreadable_csv(path: Path, error: pl.exceptions.PolarsError) -> InputError:
+    """Why polars could not read a CSV, found by reading it again in Python (slow, so only on this
+    error path): the first row with a byte that is not UTF-8, a bad quote or a field too many."""
+    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    return first_bad_row(path, io.StringIO(text, newline="").readlines()) or InputError(
+        str(path), f"not a readable CSV file ({first_line(error)})", expected="UTF-8 comma-separated text")
+
+
+def first_bad_row(path: Path, lines: list[str]) -> InputError | None:
+    """The first row of `lines` (a CSV's, header first) that polars refuses, numbered as `_row`
+    numbers them: a blank line is a row too. None if no row is found to be bad."""
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = [shown(name) for name in next(reader, [])]
+    except csv.Error as error:
+        return quoting_error(path, [], lines[0], None, error)
+    row = 0
+    while True:
+        start = reader.line_num
+        try:
+            record = next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as error:
+            return quoting_error(path, header, lines[start], row + 1, error)
+        row += 1
+        problem = row_problem(path, header, record, lines[start:reader.line_num], row)
+        if problem:
+            return problem
+
+
+def row_problem(path: Path, header: list[str], record: list[str], raw: list[str], row: int) -> InputError | None:
+    """What polars refuses in `record`, read from the lines `raw`, if anything."""
+    if len(record) > len(header):
+        extra = shown(",".join(record[len(header):]))
+        return InputError(str(path), f"{len(record)} fields where the header names {len(header)} (extra: {extra!r})",
+                          row=row, expected=f"{len(header)} fields: {', '.join(header)} "
+                                            f'(a value holding a comma in quotes: "a, b")')
+    for field, cell in zip(header, record):
+        if NOT_UTF8.search(cell):
+            return InputError(str(path), "not UTF-8 text", row=row, field=field,
+                              value=cell.encode("utf-8", "surrogateescape"), expected="a file saved as UTF-8")
+        # polars takes a quote inside an unquoted value as text, unless the quotes do not pair up
+        if cell.count('"') % 2 and '"' + cell.replace('"', '""') + '"' not in "".join(raw):
+            return InputError(str(path), "a quote inside an unquoted value", row=row, field=field, value=cell,
+                              expected='a value with quotes in quotes, each of its own doubled ("say ""hi""")')
+    return None
+
+
+def quoting_error(path: Path, header: list[str], line: str, row: int | None, error: csv.Error) -> InputError:
+    """The row starting at `line` has a quote the csv module could not pair up."""
+    if not str(error).startswith(UNCLOSED_QUOTE):
+        return InputError(str(path), f"malformed quoting in {shown(line.rstrip()):.200}: {error}", row=row,
+                          expected="a quoted value closed by a quote, then a comma or the line end")
+    # closed at the end of its line, the quote shows which field it opened
+    cells = next(csv.reader([line.rstrip("\r\n") + '"']))
+    value = shown('"' + cells[-1])
+    expected = "a closing quote before the end of the value"
+    if len(cells) > len(header):  # in the header itself, or past its last column
+        return InputError(str(path), f"unclosed quote at {value:.200}", row=row, expected=expected)
+    return InputError(str(path), "unclosed quote", row=row, field=header[len(cells) - 1], value=value,
+                      expected=expected)
+
+
+def shown(text: str) -> str:
+    """`text` fit to print: a byte that is not UTF-8 (see NOT_UTF8) as the replacement character."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
 
 
 def require_columns(frame: pl.DataFrame, path: Path, columns: list[str]) -> None:
@@ -152,7 +281,7 @@ def load_works(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     duplicate work id is an error; an identifier naming several works goes to
     `ambiguous` (ref, works) instead of `refs`."""
     frame = read_table(path)
-    require_columns(frame, path, ["work_id", "kind", "title", "identifiers"])
+    require_columns(frame, path, WORK_COLUMNS)
     # the same rule as a WORK: reference, so every catalogue identifier is in its normal form
     fail_first(frame, pl.col("work_id").is_null() | ~pl.col("work_id").str.contains(WORK_ID_PATTERN),
                path, "work_id", EXPECTED["invalid_work_id"])
@@ -204,7 +333,7 @@ def share_fractions(texts: list[str], path: Path, frame: pl.DataFrame) -> dict[s
 def load_splits(path: Path, works: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """splits.csv → (splits, share_scale), each version checked to sum to exactly 1."""
     frame = read_table(path)
-    require_columns(frame, path, ["work_id", "right", "holder_id", "share", "valid_from", "valid_to"])
+    require_columns(frame, path, SPLIT_COLUMNS)
     fail_first(frame, ~pl.col("work_id").is_in(works["work_id"].implode()), path, "work_id",
                "a work_id of works.csv", "split for an unknown work")
     fail_first(frame, pl.col("holder_id").is_null(), path, "holder_id", "a holder id")
@@ -273,21 +402,34 @@ def check_versions(frame: pl.DataFrame, path: Path, share_scale: int) -> None:
                path, "valid_to", "versions of one work that do not overlap", "split versions overlap")
 
 
-def load_consent(path: Path, works: pl.DataFrame) -> pl.DataFrame:
-    """consent.csv → frame of signals, each checked."""
+def load_consent(path: Path, works: pl.DataFrame, holder_ids: list[str] | None = None,
+                 licensee_ids: list[str] | None = None) -> pl.DataFrame:
+    """consent.csv → frame of signals, each checked; a holder or licensee it names is checked
+    against `holder_ids` / `licensee_ids` when they are given."""
     frame = read_table(path)
-    columns = ["subject", "subject_id", "use_type", "licensee_id", "signal", "valid_from", "valid_to"]
-    require_columns(frame, path, columns)
+    require_columns(frame, path, CONSENT_COLUMNS)
     fail_if_outside(frame, path, "subject", ("work", "holder", "all"))
     fail_if_outside(frame, path, "use_type", (*USE_TYPES, "*"))
     fail_if_outside(frame, path, "signal", ("opt_in", "opt_out"))
     fail_first(frame, (pl.col("subject") != "all") & pl.col("subject_id").is_null(), path, "subject_id",
                "the id of the work or holder")
+    # a signal from `all` covers the whole repertoire: an id beside it was meant to narrow it, and does not
+    fail_first(frame, (pl.col("subject") == "all") & pl.col("subject_id").is_not_null(), path, "subject_id",
+               "empty for subject all", "subject_id given for the whole repertoire")
     fail_first(frame, (pl.col("subject") == "work") & ~pl.col("subject_id").is_in(works["work_id"].implode()),
                path, "subject_id", "a work_id of works.csv", "consent for an unknown work")
+    if holder_ids is not None:
+        fail_first(frame, (pl.col("subject") == "holder") & ~pl.col("subject_id").is_in(holder_ids),
+                   path, "subject_id", "a holder_id of holders.csv", "consent for an unknown holder")
+    if licensee_ids is not None:
+        fail_first(frame, pl.col("licensee_id").is_not_null() & ~pl.col("licensee_id").is_in(licensee_ids),
+                   path, "licensee_id", "a licensee_id of licensees.csv", "consent for an unknown licensee")
     frame = parse_dates(frame, path, "valid_from", optional=False)
     frame = parse_dates(frame, path, "valid_to", optional=True)
-    return frame.select(columns).sort(columns, nulls_last=True)
+    # as in splits.csv: [valid_from, valid_to) is empty or backwards, a signal never in force
+    fail_first(frame, pl.col("valid_to") <= pl.col("valid_from"), path, "valid_to", "a date after valid_from",
+               "signal ends before it starts")
+    return frame.select(CONSENT_COLUMNS).sort(CONSENT_COLUMNS, nulls_last=True)
 
 
 def empty_like_consent() -> pl.DataFrame:

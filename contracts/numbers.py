@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+EXACT_TEXT = 'a decimal string such as "0.40" (or a percentage "40%" or a fraction "2/5")'
+"""What a number must be instead of a float, for messages that refuse one."""
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _FRACTION = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
