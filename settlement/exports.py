@@ -90,8 +90,9 @@ def amount_type(s: Settlement) -> pl.DataType:
 
 
 def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False, enums: bool = False) -> pl.LazyFrame:
-    """The lines as their CSV shows them: keys as strings, amounts as decimal strings
-    (or, with `minor_units`, as integer `<amount>_minor` columns, as lines.parquet has them).
+    """The lines as their CSV shows them: keys as strings, units and amounts as decimal
+    strings (or, with `minor_units`, as lines.parquet has them: units as an integer, and
+    amounts as integer `<amount>_minor` columns).
     `enums`: for a writer, the small keys left as Enums, which the CSV writer writes as
     their text and the Parquet writer dictionary-encoded (keys.decoded), and the amounts
     as Decimals where it writes them as their text (minor_expr)."""
@@ -101,7 +102,7 @@ def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False, en
     return decoded(lines.select(
         pl.lit(s.run_id).alias("run_id"), pl.lit(s.period.name).alias("period"), "licensee_id", "contract_id",
         "work_id", "use_type", pl.col("version").alias("split_version"), "holder_id", "right", "share", "currency",
-        pl.col("units").cast(pl.String), *amounts), s.ledger.types, enums)
+        pl.col("units") if minor_units else pl.col("units").cast(pl.String), *amounts), s.ledger.types, enums)
 
 
 def write_lines(s: Settlement, out: Path) -> dict[str, str]:
