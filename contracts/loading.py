@@ -214,6 +214,24 @@ def check_repertoires(contracts: list[LicenceContract], path_of: dict[str, Path]
                                  value=work_id, expected="a work_id of works.csv")
 
 
+def check_revenue(revenue: list[RevenueReport], path: Path, contracts: list[LicenceContract]) -> None:
+    """Each revenue report names a contract of its licensee, in the contract's currency: a report
+    that matches none would be left unused, its revenue share charged 0 with only a warning.
+    Reports are in file order (load_rows): report i is data row i + 1."""
+    by_id = {contract.contract_id: contract for contract in contracts}
+    for row, report in enumerate(revenue, start=1):
+        contract = by_id.get(report.contract_id)
+        if contract is None:
+            raise InputError(str(path), "unknown contract", row=row, field="contract_id", value=report.contract_id,
+                             expected="a contract_id of contracts/")
+        if report.licensee_id != contract.licensee_id:
+            raise InputError(str(path), "not the contract's licensee", row=row, field="licensee_id",
+                             value=report.licensee_id, expected=f"{contract.licensee_id} (contract {contract.contract_id})")
+        if report.currency != contract.currency:
+            raise InputError(str(path), "revenue currency differs from the contract's", row=row, field="currency",
+                             value=report.currency, expected=f"{contract.currency} (contract {contract.contract_id})")
+
+
 def check_split_holders(splits: pl.DataFrame, splits_path: Path, holders: dict[str, RightsHolder]) -> None:
     if splits.filter(~pl.col("holder_id").is_in(list(holders))).height:
         # the loaded splits are sorted and unnumbered: the file is read again (only on this error) for the row
@@ -327,6 +345,7 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
     revenue = load_rows(revenue_path, RevenueReport) if revenue_path.exists() else []
     refuse_repeated(revenue_path, revenue, ("licensee_id", "contract_id", "period"),
                     "one report per licensee, contract and period")
+    check_revenue(revenue, revenue_path, contracts)
     reference = [policy_path, licensees_path, holders_path, works_path, splits_path,
                  *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())

@@ -12,7 +12,6 @@ from fractions import Fraction
 
 import polars as pl
 
-from contracts.errors import InputError
 from contracts.licence import FlatFeeTerm, LicenceContract, PerUnitTerm, RevenueShareTerm
 from contracts.numbers import fraction_text
 from settlement.money import exponent, largest_remainder, to_minor
@@ -81,9 +80,6 @@ def price_revenue_share(term: RevenueShareTerm, contract: LicenceContract, reven
     if revenue is None:
         warnings.append(f"{contract.contract_id}: no revenue reported for term {term.id}; it is charged 0")
         return charge
-    if revenue.currency != contract.currency:
-        raise InputError("revenue.csv", "revenue currency differs from the contract's", field="currency",
-                         value=revenue.currency, expected=f"{contract.currency} (contract {contract.contract_id})")
     charge.revenue = fraction_text(revenue.amount)
     charge.exact = revenue.amount * term.rate
     return charge

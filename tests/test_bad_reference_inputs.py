@@ -232,6 +232,19 @@ def test_revenue_reported_twice_for_one_contract_and_period_is_refused(tmp_path)
                        "expected one report per licensee, contract and period")
 
 
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"contract_id": "C9"}, "row 1: field 'contract_id' = 'C9': unknown contract; expected a contract_id of contracts/"),
+    ({"licensee_id": "bi"}, "row 1: field 'licensee_id' = 'bi': not the contract's licensee; expected ai (contract C1)"),
+    ({"currency": "USD"}, "row 1: field 'currency' = 'USD': revenue currency differs from the contract's; "
+                          "expected EUR (contract C1)"),
+], ids=["unknown-contract", "another-licensee", "another-currency"])
+def test_a_revenue_report_that_matches_no_contract_of_its_licensee_is_refused_at_its_row(change, fragment, tmp_path):
+    """A report no contract would use (its revenue share then charged 0 with a warning) is refused when read."""
+    report = {"licensee_id": "ai", "contract_id": "C1", "period": "2026-10", "amount": "100.00", "currency": "EUR"}
+    folder = good_folder(tmp_path / "in", revenue=[report | change])
+    assert_parts(error_line(folder, tmp_path / "out"), f"{folder / 'revenue.csv'}, {fragment}")
+
+
 # --- 8. a repertoire's works are catalogue works -------------------------------------------------
 
 def test_a_repertoire_listing_an_unknown_work_is_refused(tmp_path):
