@@ -9,11 +9,8 @@ names file, row, field, value and what was expected.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
-import re
 from fractions import Fraction
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +19,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import Field
 
+from contracts.csv_faults import csv_fault
 from contracts.errors import InputError
 from contracts.identifiers import EXPECTED, WORK_ID_PATTERN, normalised_ref_expr
 from contracts.numbers import EXACT_TEXT, Share, fraction_text, parse_exact
@@ -45,11 +43,6 @@ HEADERS = {"works.csv": WORK_COLUMNS, "splits.csv": SPLIT_COLUMNS, "consent.csv"
 # docs/formats.md lets these have no rows, so a 0-byte one is read as its header alone. Any other
 # table without even a header is a file cut short (a failed export), not an empty catalogue.
 MAY_HAVE_NO_ROWS = ("consent.csv", "revenue.csv")
-# Python's csv module, which finds the row polars refused, cannot say a field was never closed: it
-# reads on to the end of the file, or to its field size limit, first.
-UNCLOSED_QUOTE = ("unexpected end of data", "field larger than field limit")
-# `surrogateescape` decodes each byte that is not UTF-8 to one of these, found nowhere in real text
-NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 class WorkRecord(Model):
@@ -169,72 +162,9 @@ def header_alone(path: Path) -> pl.DataFrame:
 
 
 def unreadable_csv(path: Path, error: pl.exceptions.PolarsError) -> InputError:
-    """Why polars could not read a CSV, found by reading it again in Python (slow, so only on this
-    error path): the first row with a byte that is not UTF-8, a bad quote or a field too many."""
-    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
-    return first_bad_row(path, io.StringIO(text, newline="").readlines()) or InputError(
+    """Why polars could not read a CSV: its first bad row (csv_faults), else polars' words."""
+    return csv_fault(path, str(path)) or InputError(
         str(path), f"not a readable CSV file ({first_line(error)})", expected="UTF-8 comma-separated text")
-
-
-def first_bad_row(path: Path, lines: list[str]) -> InputError | None:
-    """The first row of `lines` (a CSV's, header first) that polars refuses, numbered as `_row`
-    numbers them: a blank line is a row too. None if no row is found to be bad."""
-    reader = csv.reader(lines, strict=True)
-    try:
-        header = [shown(name) for name in next(reader, [])]
-    except csv.Error as error:
-        return quoting_error(path, [], lines[0], None, error)
-    row = 0
-    while True:
-        start = reader.line_num
-        try:
-            record = next(reader)
-        except StopIteration:
-            return None
-        except csv.Error as error:
-            return quoting_error(path, header, lines[start], row + 1, error)
-        row += 1
-        problem = row_problem(path, header, record, lines[start:reader.line_num], row)
-        if problem:
-            return problem
-
-
-def row_problem(path: Path, header: list[str], record: list[str], raw: list[str], row: int) -> InputError | None:
-    """What polars refuses in `record`, read from the lines `raw`, if anything."""
-    if len(record) > len(header):
-        extra = shown(",".join(record[len(header):]))
-        return InputError(str(path), f"{len(record)} fields where the header names {len(header)} (extra: {extra!r})",
-                          row=row, expected=f"{len(header)} fields: {', '.join(header)} "
-                                            f'(a value holding a comma in quotes: "a, b")')
-    for field, cell in zip(header, record):
-        if NOT_UTF8.search(cell):
-            return InputError(str(path), "not UTF-8 text", row=row, field=field,
-                              value=cell.encode("utf-8", "surrogateescape"), expected="a file saved as UTF-8")
-        # polars takes a quote inside an unquoted value as text, unless the quotes do not pair up
-        if cell.count('"') % 2 and '"' + cell.replace('"', '""') + '"' not in "".join(raw):
-            return InputError(str(path), "a quote inside an unquoted value", row=row, field=field, value=cell,
-                              expected='a value with quotes in quotes, each of its own doubled ("say ""hi""")')
-    return None
-
-
-def quoting_error(path: Path, header: list[str], line: str, row: int | None, error: csv.Error) -> InputError:
-    """The row starting at `line` has a quote the csv module could not pair up."""
-    if not str(error).startswith(UNCLOSED_QUOTE):
-        return InputError(str(path), f"malformed quoting in {shown(line.rstrip()):.200}: {error}", row=row,
-                          expected="a quoted value closed by a quote, then a comma or the line end")
-    # closed at the end of its line, the quote shows which field it opened
-    cells = next(csv.reader([line.rstrip("\r\n") + '"']))
-    value = shown('"' + cells[-1])
-    expected = "a closing quote before the end of the value"
-    if len(cells) > len(header):  # in the header itself, or past its last column
-        return InputError(str(path), f"unclosed quote at {value:.200}", row=row, expected=expected)
-    return InputError(str(path), "unclosed quote", row=row, field=header[len(cells) - 1], value=value,
-                      expected=expected)
-
-
-def shown(text: str) -> str:
-    """`text` fit to print: a byte that is not UTF-8 (see NOT_UTF8) as the replacement character."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def first_line(error: Exception) -> str:

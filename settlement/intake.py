@@ -16,9 +16,7 @@ first would make the amounts depend on the order of the rows (law 4).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from contracts.csv_faults import csv_fault, opened
 from contracts.errors import InputError
 from contracts.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from contracts.identifiers import normalised_ref_expr
@@ -114,77 +113,27 @@ def refuse_unreadable_text(path: Path, display: str) -> None:
         raise InputError(display, "ends its lines with a bare CR", expected="LF or CRLF line ends")
 
 
-COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
-
-
 def first_bytes(path: Path, size: int) -> bytes:
-    """The first `size` bytes of a CSV's text, decompressed when the file is gzip or zstd.
-    Known by its first bytes, not its name, as polars' reader knows it."""
-    with path.open("rb") as handle:
-        head = handle.read(size)
-    compression = next((name for magic, name in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
-    if compression is None:
-        return head
+    """The first `size` bytes of a CSV's text, decompressed when the file is gzip or zstd."""
     try:
-        with pa.input_stream(str(path), compression=compression) as stream:
+        with opened(path) as stream:
             return stream.read(size)
     except pa.ArrowException as error:  # not what its name says, or cut short
         raise OSError(str(error)) from None
 
 
 def unreadable(display: str, error: Exception, path: Path | None = None) -> InputError:
-    """A usage file refused as a whole, with where a CSV `path` goes wrong when that can be found."""
+    """A usage file refused as a whole: for a CSV `path`, its first row polars refuses, where
+    that can be found (csv_faults); else polars' words."""
+    fault = csv_fault(path, display) if path is not None and is_csv(path) else None
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-    fault = csv_fault(path) if path is not None and is_csv(path) else None
-    return InputError(display, f"cannot be read ({first})" + (f": {fault}" if fault else ""),
-                      expected="a UTF-8 CSV with a header row, JSON Lines, or Parquet file (docs/formats.md)")
+    return fault or InputError(display, f"cannot be read ({first})",
+                               expected="a UTF-8 CSV with a header row, JSON Lines, or Parquet file (docs/formats.md)")
 
 
 def is_csv(path: Path) -> bool:
+    """Read as CSV (scan_usage_file): any name but these."""
     return not path.name.endswith((".parquet", ".jsonl", ".ndjson"))
-
-
-def csv_fault(path: Path) -> str | None:
-    """Where a CSV that polars refused goes wrong, when Python's csv module can tell: the
-    first line that is not UTF-8, the first row with more fields than the header, or a
-    quoted field left open. Read again on this failure path only."""
-    try:
-        return non_utf8_line(path) or csv_row_fault(path)
-    except (OSError, pa.ArrowException):
-        return None
-
-
-def non_utf8_line(path: Path) -> str | None:
-    with decompressed(path) as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return f"line {number} of the file is not UTF-8"
-    return None
-
-
-def csv_row_fault(path: Path) -> str | None:
-    with decompressed(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        records, row = csv.reader(text, strict=True), 0
-        try:
-            width = len(next(records, []))
-            for row, fields in enumerate(records, start=1):
-                if len(fields) > width:
-                    return f"row {row} has {len(fields)} fields where the header has {width}"
-        except csv.Error as error:
-            return f"row {row + 1}: {error}"
-    return None
-
-
-def decompressed(path: Path):
-    """A CSV file's bytes as a binary stream, decompressed when it is gzip or zstd (first_bytes)."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    compression = next((name for magic, name in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
-    if compression is None:
-        return path.open("rb")
-    return io.BufferedReader(pa.input_stream(str(path), compression=compression))
 
 
 def scan_parquet_as_text(path: Path, display: str, window: tuple[int, int | None] | None = None) -> pl.LazyFrame:

@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from contracts.catalogue import CONSENT_COLUMNS, first_bad_row, load_consent, load_works, read_table
+from contracts.catalogue import CONSENT_COLUMNS, load_consent, load_works, read_table
+from contracts.csv_faults import first_bad_row
 from contracts.errors import InputError
 from settlement.cli import app
 
@@ -165,7 +166,7 @@ def test_an_unclosed_quote_in_the_header_names_no_row(tmp_path):
     """polars reads such a header as one long column name (a missing column is reported), but should
     it refuse one, the row-finder does not fail on the header."""
     lines = ['work_id,kind,"title,identifiers\n', "W1,text,t,\n"]
-    error = first_bad_row(tmp_path / "works.csv", lines)
+    error = first_bad_row(str(tmp_path / "works.csv"), lines)
     assert error.row is None and "unclosed quote" in str(error)
 
 
