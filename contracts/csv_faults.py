@@ -41,15 +41,23 @@ def opened(path: Path) -> io.BufferedIOBase:
     return io.BufferedReader(pa.input_stream(str(path), compression=compression))
 
 
+# polars reads a value of any length; the csv module stops at 128 KiB unless told otherwise
+FIELD_SIZE_LIMIT = (1 << 31) - 1
+
+
 def csv_fault(path: Path, name: str) -> InputError | None:
     """The first row of the CSV at `path` (called `name` in the error) that polars refuses,
-    numbered as data rows from 1 (a blank line is a row too); None if none is found."""
+    numbered as data rows from 1 (a blank line is a row too); None if none is found, or if
+    the file cannot be read this way either (the caller then reports polars' words)."""
+    limit = csv.field_size_limit(FIELD_SIZE_LIMIT)
     try:
         with opened(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape",
                                                    newline="") as text:
             return first_bad_row(name, text)
-    except (OSError, pa.ArrowException):
+    except (OSError, pa.ArrowException, csv.Error):
         return None
+    finally:
+        csv.field_size_limit(limit)
 
 
 class Tape:

@@ -47,6 +47,8 @@ def check_folder(out: Path, preview: bool = False) -> None:
     outputs (its statements and lines are not a preview's to delete). The command line
     checks it before the run starts, so that a month is not settled for nothing."""
     expected = "a new or empty folder, or an earlier " + ("preview's" if preview else "run's") + " output folder"
+    if out.is_symlink():  # an export empties the folder by deleting it, which a link does not allow
+        raise InputError(str(out), "the output folder is a link", expected=expected + ", not a link to one")
     if os.path.lexists(out) and not out.is_dir():
         raise InputError(str(out), "the output folder is a file", expected=expected)
     if not out.exists() or not any(out.iterdir()):

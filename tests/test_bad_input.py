@@ -250,6 +250,29 @@ def test_an_output_folder_that_is_a_file_is_refused_before_the_run(tmp_path):
     assert out.read_text(encoding="utf-8") == "mine\n"
 
 
+def test_an_output_folder_that_is_a_link_is_refused_before_the_run(tmp_path):
+    """An export empties its folder by deleting it, which a link does not allow: refused at once,
+    not after the month is settled."""
+    folder = good_folder(tmp_path / "in")
+    (tmp_path / "real").mkdir()
+    out = tmp_path / "link"
+    out.symlink_to(tmp_path / "real")
+    line = assert_one_error_line(settle_cli(folder, out))
+    assert str(out) in line and "the output folder is a link" in line, line
+
+
+def test_a_long_value_before_a_broken_row_does_not_hide_it(tmp_path):
+    """The row finder reads values of any length, as polars does (Python's csv module stops at
+    128 KiB by default): the broken row is named, not the long one, and no traceback."""
+    folder = good_folder(tmp_path / "in")
+    log = next((folder / "usage").glob("*.csv"))
+    header = log.read_bytes().split(b"\n", 1)[0]
+    long_row = b"g8,ai," + b"m" * 200_000 + b",WORK:W1,train,100,token,2026-10-10T12:00:00Z,,,\n"
+    log.write_bytes(header + b"\n" + long_row + b"g9,ai,m1,WORK:W1,train,100,token,2026-10-10T12:00:00Z,,,,extra\n")
+    line = assert_one_error_line(settle_cli(folder, tmp_path / "out"))
+    assert "row 2: 12 fields where the header names 11" in line, line
+
+
 def test_a_preview_does_not_replace_a_runs_outputs(tmp_path):
     """A preview into a settlement run's output folder is refused, leaving the run's
     statements and lines as they were; a run may replace a preview's folder."""
