@@ -67,21 +67,20 @@ class StrictYamlLoader(yaml.SafeLoader):
     mapping (the last would silently replace the first, e.g. a second `terms:` block) and a
     date that does not exist (PyYAML raises a bare ValueError, with no line)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def compose_mapping_node(self, anchor):
+        """The mapping as written, checked for a key given twice before anything is built from it:
+        once built, a merged (`<<:`) mapping holds the keys it merged, which its own may override."""
+        node = super().compose_mapping_node(anchor)
         first_line: dict = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges keys that the mapping may override
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                if key in first_line:
-                    raise ConstructorError(None, None, f"key {key!r} is given twice (first at line "
-                                           f"{first_line[key]}); a mapping takes each key once",
-                                           key_node.start_mark)
-                first_line[key] = key_node.start_mark.line + 1
-            except TypeError:  # an unhashable key: the base class refuses it
-                continue
-        return super().construct_mapping(node, deep)
+            key = (key_node.tag, key_node.value)
+            if key in first_line:
+                raise ConstructorError(None, None, f"key {key_node.value!r} is given twice (first at line "
+                                       f"{first_line[key]}); a mapping takes each key once", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return node
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode):
         try:
@@ -168,8 +167,10 @@ def check_currencies(contracts: list[LicenceContract], path_of: dict[str, Path],
 
 
 def is_hidden(path: Path) -> bool:
-    """Dot-files and dot-folders (.gitkeep, .DS_Store, .git) are an editor's or a tool's, not inputs."""
-    return path.name.startswith(".")
+    """Dot-files and dot-folders (.gitkeep, .DS_Store, .git, Spark's .crc files) are an editor's or
+    a tool's, not inputs; so are names starting with an underscore (Spark's and Hadoop's _SUCCESS
+    and _committed_ markers), which pyarrow's and polars' datasets skip alike."""
+    return path.name.startswith((".", "_"))
 
 
 def contract_files(folder: Path) -> list[Path]:
@@ -215,15 +216,15 @@ def check_repertoires(contracts: list[LicenceContract], path_of: dict[str, Path]
 
 
 def check_revenue(revenue: list[RevenueReport], path: Path, contracts: list[LicenceContract]) -> None:
-    """Each revenue report names a contract of its licensee, in the contract's currency: a report
-    that matches none would be left unused, its revenue share charged 0 with only a warning.
+    """A revenue report for a contract of contracts/ names the contract's licensee and currency:
+    another licensee would leave it unused, its revenue share charged 0 with only a warning.
+    Reports for other contracts are kept (revenue.csv may hold earlier contracts' history).
     Reports are in file order (load_rows): report i is data row i + 1."""
     by_id = {contract.contract_id: contract for contract in contracts}
     for row, report in enumerate(revenue, start=1):
         contract = by_id.get(report.contract_id)
-        if contract is None:
-            raise InputError(str(path), "unknown contract", row=row, field="contract_id", value=report.contract_id,
-                             expected="a contract_id of contracts/")
+        if contract is None:  # history: a contract no longer in contracts/ (a term without revenue warns)
+            continue
         if report.licensee_id != contract.licensee_id:
             raise InputError(str(path), "not the contract's licensee", row=row, field="licensee_id",
                              value=report.licensee_id, expected=f"{contract.licensee_id} (contract {contract.contract_id})")
