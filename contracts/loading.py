@@ -25,11 +25,8 @@ from contracts.errors import InputError, MissingInput, UnknownCurrency
 from contracts.licence import LicenceContract
 from contracts.parties import Licensee, RightsHolder
 from contracts.policy import DistributionPolicy, RevenueReport
+from contracts.usage import usage_format
 
-USAGE_SUFFIXES = (".csv", ".csv.gz", ".csv.zst", ".jsonl", ".ndjson", ".parquet")
-# Intake reads any file not named .jsonl, .ndjson or .parquet (in lower case) as a CSV, gzip and
-# zstd known by their first bytes: a CSV's suffix may be in any case, the others' only in lower case.
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
 USAGE_EXPECTED = ("a usage log named *.csv, *.csv.gz, *.csv.zst (any case), *.jsonl, *.ndjson or *.parquet "
                   "(lower case)")
 CONTRACT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -234,18 +231,19 @@ def check_revenue(revenue: list[RevenueReport], path: Path, contracts: list[Lice
 
 
 def check_split_holders(splits: pl.DataFrame, splits_path: Path, holders: dict[str, RightsHolder]) -> None:
-    if splits.filter(~pl.col("holder_id").is_in(list(holders))).height:
+    unknown = ~pl.col("holder_id").is_in(list(holders))
+    if splits.filter(unknown).height:
         # the loaded splits are sorted and unnumbered: the file is read again (only on this error) for the row
-        fail_first(read_table(splits_path), ~pl.col("holder_id").is_in(list(holders)), splits_path, "holder_id",
-                   "a holder_id of holders.csv", "unknown holder")
+        fail_first(read_table(splits_path), unknown, splits_path, "holder_id", "a holder_id of holders.csv",
+                   "unknown holder")
 
 
 def is_usage_log(path: Path) -> bool:
-    return path.name.endswith(USAGE_SUFFIXES) or path.name.lower().endswith(CSV_SUFFIXES)
+    return usage_format(path.name) is not None
 
 
 def usage_log(path: Path, named_by: str | None = None) -> Path:
-    """`path`, refused unless it is a usage log intake can read (by its name: see CSV_SUFFIXES)."""
+    """`path`, refused unless it is a usage log intake can read (by its name: usage_format)."""
     how = f"named by --usage {named_by!r}, " if named_by else ""
     if not path.is_file():
         problem = "a broken link" if path.is_symlink() and not path.exists() else "not a file"

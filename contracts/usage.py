@@ -11,6 +11,22 @@ from pydantic import Field
 from contracts.parties import Model
 from contracts.vocabulary import Unit, UseType
 
+# A usage log's format is known by its name. The reader chooses Parquet and JSON Lines by these
+# lower-case suffixes and reads any other file as CSV, gzip and zstd known by their first bytes,
+# so a CSV's suffix may be in any case.
+PARQUET_SUFFIX = ".parquet"
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
+
+
+def usage_format(name: str) -> str | None:
+    """"parquet", "jsonl" or "csv" for a usage log's file name; None for a name that is none of them."""
+    if name.endswith(PARQUET_SUFFIX):
+        return "parquet"
+    if name.endswith(JSON_LINES_SUFFIXES):
+        return "jsonl"
+    return "csv" if name.lower().endswith(CSV_SUFFIXES) else None
+
 
 class UsageRecord(Model):
     """One line of an AI firm's usage log, version 1."""

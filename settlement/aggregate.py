@@ -49,6 +49,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts.usage import usage_format
 from settlement import intake
 from settlement.money import MONEY
 from settlement.progress import SILENT, Progress
@@ -418,7 +419,7 @@ def windows(path: Path) -> list[tuple[int, int | None] | None]:
     window of a CSV re-reads the file up to its start, so reading one large file in
     windows would be quadratic). The last window is open-ended, so a miscount could
     never drop a row."""
-    if not path.name.endswith(".parquet"):
+    if usage_format(path.name) != "parquet":
         return [None]
     rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     starts = range(0, rows, SLICE_ROWS)

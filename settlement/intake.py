@@ -28,6 +28,7 @@ from contracts.csv_faults import csv_fault, opened
 from contracts.errors import InputError
 from contracts.identifiers import EXPECTED as IDENTIFIER_EXPECTED
 from contracts.identifiers import normalised_ref_expr
+from contracts.usage import usage_format
 from contracts.vocabulary import UNITS, USE_TYPES
 
 REQUIRED_COLUMNS = ("record_id", "licensee_id", "model_id", "work_ref", "use_type", "units", "unit", "occurred_at")
@@ -72,10 +73,10 @@ def scan_usage_file(path: Path, file_index: int, display: str,
     A CSV row with more fields than its header is an error, not silently cut.
     A file that cannot be read at all is an `InputError` naming it: here when its
     start shows it, else when the scan runs (validate_to_spill)."""
-    name = path.name
-    json_lines = name.endswith((".jsonl", ".ndjson"))
+    kind = usage_format(path.name)
+    json_lines = kind == "jsonl"
     try:
-        if name.endswith(".parquet"):
+        if kind == "parquet":
             frame = scan_parquet_as_text(path, display, window)
         elif window is not None:
             raise ValueError(f"{display}: only Parquet files are read in windows")
@@ -132,8 +133,8 @@ def unreadable(display: str, error: Exception, path: Path | None = None) -> Inpu
 
 
 def is_csv(path: Path) -> bool:
-    """Read as CSV (scan_usage_file): any name but these."""
-    return not path.name.endswith((".parquet", ".jsonl", ".ndjson"))
+    """Read as CSV by scan_usage_file: any name but a Parquet or JSON Lines one."""
+    return usage_format(path.name) not in ("parquet", "jsonl")
 
 
 def scan_parquet_as_text(path: Path, display: str, window: tuple[int, int | None] | None = None) -> pl.LazyFrame:
