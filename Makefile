@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo posts to a new SQLite ledger each time: kept, a changed fixture or engine would be
+# refused as a second settlement of October 2026 (law 5), as a society's ledger refuses it.
 demo: $(STAMP)
-	$(BIN)/settle run fixtures --period 2026-10 --out demo-out --clock 2026-11-05T09:00:00Z
+	rm -f demo-ledger.sqlite
+	$(BIN)/settle run fixtures --period 2026-10 --out demo-out --clock 2026-11-05T09:00:00Z --ledger demo-ledger.sqlite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -22,4 +25,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(N),--rows $(N),)
 
 clean:
-	rm -rf $(VENV) demo-out preview-out
+	rm -rf $(VENV) demo-out preview-out demo-ledger.sqlite

@@ -245,9 +245,14 @@ def timed_settle(command: str, inputs: Path, out: Path, log_file: Path, env: dic
     """`settle COMMAND` (run, preview) on `inputs` into a new `out`, timed (measure)."""
     if out.exists():
         shutil.rmtree(out)
+    posted = []
+    if command == "run":  # posted to a new ledger, as a society's run is: its time is the run's
+        ledger = out.parent / f"{out.name}-ledger.sqlite"
+        ledger.unlink(missing_ok=True)
+        posted = ["--ledger", str(ledger)]
     flush_disk()
     return measure([*settle_command(), command, str(inputs), "--period", PERIOD, "--out", str(out), "--clock", CLOCK,
-                    "--quiet"], log_file, env, timeout)
+                    "--quiet", *posted], log_file, env, timeout)
 
 
 def report_failure(fmt: str, job: str, run: dict) -> bool:

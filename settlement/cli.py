@@ -49,20 +49,27 @@ UsageOption = Annotated[list[str] | None, typer.Option(
     "--usage", help="usage logs to read instead of INPUTS/usage: a path or glob, e.g. 'logs/2026-10/**/*.parquet'; "
                     "repeatable")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="print nothing on success")]
+LedgerOption = Annotated[str | None, typer.Option(
+    "--ledger", envvar="SETTLE_LEDGER",
+    help="the ledger database the run is posted to: a file path (SQLite) or a postgresql://user@host/db URL")]
+CorrectsOption = Annotated[str | None, typer.Option(
+    "--corrects", help="post this run as an adjustment of that posted run (same period, new inputs)")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="why the adjustment corrects the run")]
 
 
 @app.command()
 def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption, usage: UsageOption = None,
-        quiet: QuietOption = False) -> None:
-    """Settle one period and write lines, statements, invoices and reports."""
-    from settlement.exports import export
-    from settlement.run import settle
+        quiet: QuietOption = False, ledger: LedgerOption = None, corrects: CorrectsOption = None,
+        reason: ReasonOption = None) -> None:
+    """Settle one period, write lines, statements, invoices and reports, and post the run
+    to the ledger database (--ledger): once, never changed; other inputs for a settled
+    period are refused unless posted as an adjustment (--corrects RUN_ID --reason TEXT)."""
+    from settlement.posting import settled_and_posted
 
-    def settled(loaded, month, progress) -> dict:
-        with settle(loaded, month, clock, progress) as settlement:
-            return export(settlement, out, progress)
-
-    summary = carried_out("run", settled, inputs, period, out, clock, usage, quiet)
+    if ledger is None and (corrects is not None or reason is not None):
+        fail("--corrects and --reason post an adjustment to a ledger: give --ledger too")
+    summary = carried_out("run", lambda loaded, month, progress: settled_and_posted(
+        loaded, month, clock, out, progress, ledger, corrects, reason), inputs, period, out, clock, usage, quiet)
     if not quiet:
         print_summary(summary, out)
 
@@ -189,7 +196,11 @@ def print_summary(summary: dict, out: Path) -> None:
                       f"+ suspense {t['suspense']}")
     for warning in summary["warnings"]:
         console.print(f"  warning: {warning}")
+    if "adjustment" in summary:
+        console.print(f"  adjusts {summary['adjustment']['corrects']}: {summary['adjustment']['reason']} "
+                      f"(changes per holder: {out / 'adjustments.csv'})")
     console.print(f"  statements: {out / 'statements'}/  invoices: {out / 'invoices'}/  summary: {out / 'summary.json'}")
+    console.print(f"  {summary.get('posted', 'ledger: not posted (no --ledger given)')}")
 
 
 def print_preview(summary: dict, out: Path) -> None:
@@ -203,6 +214,46 @@ def print_preview(summary: dict, out: Path) -> None:
         console.print(f"  warning: {warning}")
     console.print(f"  invoices: {out / 'invoices'}/  quarantine: {out / 'quarantine.csv'}  "
                   f"summary: {out / 'summary.json'}")
+
+
+ledger_app = typer.Typer(no_args_is_help=True, help="Read and check the ledger database of posted runs.")
+app.add_typer(ledger_app, name="ledger")
+LedgerArgument = Annotated[str, typer.Option("--ledger", envvar="SETTLE_LEDGER",
+                                             help="a file path (SQLite) or a postgresql://user@host/db URL")]
+
+
+@ledger_app.command("list")
+def ledger_list(ledger: LedgerArgument) -> None:
+    """Every posted run, in the order posted: period, kind, run id, what it corrects and why, totals."""
+    from settlement import posting
+    from settlement.money import format_minor
+
+    try:
+        engine = posting.opened(ledger, create=False)
+        console = Console(soft_wrap=True, highlight=False, markup=False)
+        for record in posting.chain(engine):
+            console.print(f"{record.sequence} {record.period} {record.kind} {record.run_id}"
+                          + (f" corrects {record.corrects}: {record.reason}" if record.corrects else ""))
+            for total in posting.posted_totals(engine, record.run_id):
+                console.print("  " + total["currency"] + ": " + ", ".join(
+                    f"{name} {format_minor(total[name], total['currency'])}" for name in posting.TOTAL_COLUMNS))
+    except SettlementError as error:
+        fail(str(error))
+
+
+@ledger_app.command("verify")
+def ledger_verify(ledger: LedgerArgument) -> None:
+    """Check the hash chain: every run's record, totals and balances as they were posted."""
+    from settlement import posting
+
+    try:
+        runs, last, problems = posting.verify(posting.opened(ledger, create=False))
+    except SettlementError as error:
+        fail(str(error))
+    if problems:
+        fail(f"the ledger's hash chain is broken: {'; '.join(problems)}")
+    Console(soft_wrap=True, highlight=False, markup=False).print(
+        f"ledger verified: {runs} run{'s' if runs != 1 else ''}, chain intact, last hash {last}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ import polars as pl
 from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
+from settlement.adjust import Adjustment, adjustment_table, currency_changes
 from settlement.intake import ATTRIBUTION_SCALE, display_name
 from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
@@ -366,11 +367,26 @@ def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
                     "currency", "amount"))
 
 
-def summary(s: Settlement) -> dict:
+def summary(s: Settlement, adjustment: Adjustment | None = None) -> dict:
+    """summary.json of a run; of an adjustment run, with the run it corrects, why, and the
+    payable and carried-forward totals before and after."""
+    corrected = {} if adjustment is None else {"adjustment": {
+        "corrects": adjustment.corrects, "reason": adjustment.reason,
+        "currencies": currency_changes(adjustment, balances_as_text(s))}}
     return summary_of(s, {currency: {name: format_minor(value, currency) for name, value in totals.items()}
                           for currency, totals in s.totals.items()},
                       holders=s.ledger.balances.height and int(s.ledger.balances["holder_id"].n_unique()),
-                      lines=s.ledger.line_count)
+                      lines=s.ledger.line_count, **corrected)
+
+
+def balances_as_text(s: Settlement) -> pl.DataFrame:
+    """Each holder's balance per currency, keys as text, amounts in minor units."""
+    return decoded(s.ledger.balances, s.ledger.types)
+
+
+def write_adjustments(s: Settlement, out: Path, adjustment: Adjustment) -> None:
+    """adjustments.csv: each holder whose amounts the adjustment changes, old and new."""
+    write_csv(out / "adjustments.csv", adjustment_table(adjustment, balances_as_text(s)))
 
 
 def preview_summary(s: Priced) -> dict:
@@ -443,8 +459,9 @@ def output_names(out: Path) -> list[str]:
     return sorted(names, key=lambda name: name.split("/"))
 
 
-def export(s: Settlement, out: Path, progress: Progress = SILENT) -> dict:
-    """Write every output of the run into `out`, telling `progress` each stage; return the summary."""
+def export(s: Settlement, out: Path, progress: Progress = SILENT, adjustment: Adjustment | None = None) -> dict:
+    """Write every output of the run into `out`, telling `progress` each stage; return the
+    summary. An `adjustment` run also writes adjustments.csv."""
     prepare_folder(out)
     progress.stage("writing lines.csv and lines.parquet")
     digests = write_lines(s, out)
@@ -453,7 +470,9 @@ def export(s: Settlement, out: Path, progress: Progress = SILENT) -> dict:
     progress.stage("writing invoices, reports and the manifest")
     write_invoices(s, out)
     digests |= write_reports(s, out)
-    data = summary(s)
+    if adjustment is not None:
+        write_adjustments(s, out, adjustment)
+    data = summary(s, adjustment)
     write_json(out / "summary.json", data)
     write_manifest(s, out, digests)
     return data

@@ -52,8 +52,9 @@ def test_settle_commands_shown_run(tmp_path):
     assert settle_lines
     for command in settle_lines:
         args = shlex.split(command)[1:]
-        if "--out" in args:  # each command's own folder, as the README gives each its own
-            out = args.index("--out") + 1
-            args[out] = str(tmp_path / Path(args[out]).name)
+        for option in ("--out", "--ledger"):  # in a temporary folder, by the name the README gives
+            if option in args:
+                where = args.index(option) + 1
+                args[where] = str(tmp_path / Path(args[where]).name)
         done = settle_cli(*args)
         assert done.returncode == 0, (command, done.stderr)
