@@ -106,10 +106,10 @@ def refuse_unreadable_text(path: Path, display: str) -> None:
     UTF-16 (a header of NUL-laced names) and bare-CR line ends (one long header line).
     A compressed file's first bytes are read decompressed."""
     head = first_bytes(path, 4096)
-    first_line = head.split(b"\n", 1)[0]
+    unquoted = re.sub(rb'"[^"]*"', b"", head)  # a CR, LF or NUL inside a quoted field is data
+    first_line = unquoted.split(b"\n", 1)[0]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or first_line.count(b"\x00") * 3 > len(first_line):
         raise InputError(display, "is not UTF-8 (it looks like UTF-16)", expected="a UTF-8 CSV with a header row")
-    unquoted = re.sub(rb'"[^"]*"', b"", head)  # a CR inside a quoted field is data, not a line end
     if b"\r" in unquoted.rstrip(b"\r") and b"\n" not in head:
         raise InputError(display, "ends its lines with a bare CR", expected="LF or CRLF line ends")
 
