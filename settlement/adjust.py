@@ -15,7 +15,8 @@ import polars as pl
 
 from settlement.money import format_minor, minor_expr
 
-FIGURES = ("net", "payable", "carried_forward")  # the amounts an adjustment shows, old and new
+FIGURES = ("net", "payable", "carried_forward")  # a holder's amounts an adjustment shows, old and new
+TOTALS = ("charged", "commission", "withholding", "payable", "carried_forward", "suspense")  # a run's, per currency
 KEY = ["holder_id", "currency"]
 
 
@@ -25,19 +26,24 @@ class Adjustment:
 
     corrects: str
     reason: str
-    old: pl.DataFrame  # holder_id, currency and FIGURES (at least), in minor units
+    old: pl.DataFrame        # its balances: holder_id, currency and FIGURES (at least), in minor units
+    old_totals: list[dict]   # its totals: per currency, every figure of summary.json's, in minor units
 
 
 def changes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     """Per holder and currency whose net, payable or carried-forward amount differs between
     the `old` and `new` balances (a holder absent from one side has 0 there): old, new
     and change of each figure, in minor units, sorted by holder and currency."""
-    pick = lambda frame, side: frame.select(*KEY, *(pl.col(f).cast(pl.Int64).alias(f"{side}_{f}") for f in FIGURES))
-    both = pick(old, "old").join(pick(new, "new"), on=KEY, how="full", coalesce=True).fill_null(0)
+    both = sides(old, "old").join(sides(new, "new"), on=KEY, how="full", coalesce=True).fill_null(0)
     both = both.with_columns((pl.col(f"new_{f}") - pl.col(f"old_{f}")).alias(f"{f}_change") for f in FIGURES)
     changed = pl.any_horizontal(pl.col(f"{f}_change") != 0 for f in FIGURES)
     return both.filter(changed).select(
         *KEY, *(c for f in FIGURES for c in (f"old_{f}", f"new_{f}", f"{f}_change"))).sort(KEY)
+
+
+def sides(balances: pl.DataFrame, side: str) -> pl.DataFrame:
+    """The key and FIGURES of `balances`, named `<side>_<figure>`."""
+    return balances.select(*KEY, *(pl.col(f).cast(pl.Int64).alias(f"{side}_{f}") for f in FIGURES))
 
 
 def adjustment_table(adjustment: Adjustment, new: pl.DataFrame) -> pl.DataFrame:
@@ -50,15 +56,15 @@ def adjustment_table(adjustment: Adjustment, new: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(pl.lit(adjustment.corrects).alias("corrects"), pl.lit(adjustment.reason).alias("reason"))
 
 
-def currency_changes(adjustment: Adjustment, new: pl.DataFrame) -> dict:
-    """Per currency: old, new and change of the payable and carried-forward totals, as text."""
-    total = lambda frame, currency, figure: int(frame.filter(pl.col("currency") == currency)[figure].sum())
+def currency_changes(adjustment: Adjustment, new_totals: dict[str, dict[str, int]]) -> dict:
+    """Per currency and figure of the run's totals (charged, payable, ...): old (the
+    corrected run's, as posted), new and change, as decimal text."""
+    old_totals = {row["currency"]: row for row in adjustment.old_totals}
     result = {}
-    for currency in sorted(set(adjustment.old["currency"].to_list()) | set(new["currency"].to_list())):
-        figures = {}
-        for figure in ("payable", "carried_forward"):
-            old, now = total(adjustment.old, currency, figure), total(new, currency, figure)
-            figures[figure] = {"old": format_minor(old, currency), "new": format_minor(now, currency),
-                               "change": format_minor(now - old, currency)}
-        result[currency] = figures
+    for currency in sorted(old_totals.keys() | new_totals.keys()):
+        old, new = old_totals.get(currency, {}), new_totals.get(currency, {})
+        result[currency] = {figure: {"old": format_minor(old.get(figure, 0), currency),
+                                     "new": format_minor(new.get(figure, 0), currency),
+                                     "change": format_minor(new.get(figure, 0) - old.get(figure, 0), currency)}
+                            for figure in TOTALS}
     return result

@@ -226,28 +226,42 @@ LedgerArgument = Annotated[str, typer.Option("--ledger", envvar="SETTLE_LEDGER",
 def ledger_list(ledger: LedgerArgument) -> None:
     """Every posted run, in the order posted: period, kind, run id, what it corrects and why, totals."""
     from settlement import posting
-    from settlement.money import format_minor
 
     try:
         engine = posting.opened(ledger, create=False)
-        console = Console(soft_wrap=True, highlight=False, markup=False)
-        for record in posting.chain(engine):
-            console.print(f"{record.sequence} {record.period} {record.kind} {record.run_id}"
-                          + (f" corrects {record.corrects}: {record.reason}" if record.corrects else ""))
-            for total in posting.posted_totals(engine, record.run_id):
-                console.print("  " + total["currency"] + ": " + ", ".join(
-                    f"{name} {format_minor(total[name], total['currency'])}" for name in posting.TOTAL_COLUMNS))
+        with posting.database_errors(engine, "reading the runs"):
+            runs = [(record, posting.posted_totals(engine, record.run_id)) for record in posting.chain(engine)]
     except SettlementError as error:
         fail(str(error))
+    console = Console(soft_wrap=True, highlight=False, markup=False)
+    for record, totals in runs:
+        console.print(f"{record.sequence} {record.period} {record.kind} {record.run_id}"
+                      + (f" corrects {record.corrects}: {record.reason}" if record.corrects else ""))
+        for total in totals:
+            console.print("  " + str(total["currency"]) + ": " + ", ".join(
+                f"{name} {shown_amount(total[name], str(total['currency']))}" for name in posting.TOTAL_COLUMNS))
+
+
+def shown_amount(amount, currency: str) -> str:
+    """An amount of the ledger as a decimal; what is not an integer of minor units, as it is."""
+    from settlement.money import format_minor
+
+    try:
+        return format_minor(amount, currency) if type(amount) is int else repr(amount)
+    except SettlementError:  # a currency code that is not ISO 4217
+        return str(amount)
 
 
 @ledger_app.command("verify")
-def ledger_verify(ledger: LedgerArgument) -> None:
-    """Check the hash chain: every run's record, totals and balances as they were posted."""
+def ledger_verify(ledger: LedgerArgument, last: Annotated[str | None, typer.Option(
+        "--last", help="a run's hash you kept (settle run prints it): the chain must still hold that run")] = None
+                  ) -> None:
+    """Check the hash chain: every run's record, totals and balances as they were posted,
+    and with --last, that no run was removed from its end."""
     from settlement import posting
 
     try:
-        runs, last, problems = posting.verify(posting.opened(ledger, create=False))
+        runs, last, problems = posting.verify(posting.opened(ledger, create=False), last)
     except SettlementError as error:
         fail(str(error))
     if problems:

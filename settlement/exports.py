@@ -372,7 +372,7 @@ def summary(s: Settlement, adjustment: Adjustment | None = None) -> dict:
     payable and carried-forward totals before and after."""
     corrected = {} if adjustment is None else {"adjustment": {
         "corrects": adjustment.corrects, "reason": adjustment.reason,
-        "currencies": currency_changes(adjustment, balances_as_text(s))}}
+        "currencies": currency_changes(adjustment, s.totals)}}
     return summary_of(s, {currency: {name: format_minor(value, currency) for name, value in totals.items()}
                           for currency, totals in s.totals.items()},
                       holders=s.ledger.balances.height and int(s.ledger.balances["holder_id"].n_unique()),

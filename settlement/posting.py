@@ -1,7 +1,7 @@
 """Posting: the ledger database, where every settlement run is recorded once and never
 changed (DESIGN.md, laws 5 and 6).
 
-A run is posted after its outputs are written: its identity (run id, period, clock,
+A run is posted once its outputs are written: its identity (run id, period, clock,
 rules and engine versions), the SHA-256 of its manifest.json (which hashes every
 input and output file), its totals per currency and every holder's balance, all
 amounts in integer minor units. The holder lines stay in the run's files, which
@@ -14,13 +14,14 @@ the manifest pins: the database holds what is paid and what is carried forward.
   settlement per period) and the run id's primary key back this in the database,
   not only in code.
 - **Immutability (law 6).** Triggers refuse every UPDATE and DELETE of a posted
-  row. A correction is an adjustment run: new inputs for the same period, posted
-  with the run it corrects (`corrects`, at most one correction per run: unique)
-  and the reason; its `adjustments.csv` shows each holder's old and new amounts.
+  row (and, in SQLite, an INSERT that would replace one). A correction is an
+  adjustment run: new inputs for the same period, posted with the run it corrects
+  (`corrects`, at most one correction per run: unique) and the reason; its
+  `adjustments.csv` shows each holder's old and new amounts.
 - **Hash chain.** Runs are numbered in the order they are posted (`sequence`,
   unique); each run's `hash` covers the previous run's hash, its own record, its
   totals and a digest of its balances, so `verify` finds any row changed behind
-  the triggers' back.
+  the triggers' back, and, given the last hash a reader kept, any run removed.
 
 SQLite by default (a file path), PostgreSQL by URL (`postgresql://user@host/db`).
 """
@@ -29,27 +30,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
 import polars as pl
-from sqlalchemy import BigInteger, CheckConstraint, Index, event, insert, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, event, inspect, insert, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from contracts.errors import RunConflict, SettlementError
 from settlement import keys
+from settlement.adjust import TOTALS, Adjustment
 
 GENESIS = "0" * 64  # the previous hash of the first run
 AMOUNT_COLUMNS = ("gross", "commission", "withholding", "net", "payable", "carried_forward")
-TOTAL_COLUMNS = ("charged", "commission", "withholding", "payable", "carried_forward", "suspense")
+TOTAL_COLUMNS = TOTALS
 INT64_MAX = 2**63 - 1
+POST_ATTEMPTS = 5  # a run that lost its place in the chain to another period's run tries again
+EXPECTED = "a file path (SQLite) or a postgresql://user@host/database URL"
 
 
 class LedgerError(SettlementError):
-    """The ledger database cannot be opened, or holds what the engine did not write there."""
+    """The ledger database cannot be used as asked, or holds what the engine did not write there."""
 
 
 class RunRecord(SQLModel, table=True):
@@ -111,55 +117,119 @@ class HolderBalance(SQLModel, table=True):
     carried_forward: int = Field(sa_type=BigInteger)
 
 
-TABLES = ("run", "run_total", "holder_balance")
+TABLES = {"run": RunRecord, "run_total": RunTotal, "holder_balance": HolderBalance}
+# the rows an insert would replace, per table: SQLite's INSERT OR REPLACE deletes them without firing
+# DELETE triggers (unless a connection asks for recursive triggers, as the engine's do)
+REPLACED = {"run": ("run_id = NEW.run_id", "sequence = NEW.sequence", "hash = NEW.hash", "corrects = NEW.corrects",
+                    "(period = NEW.period AND kind = 'settlement' AND NEW.kind = 'settlement')"),
+            "run_total": ("(run_id = NEW.run_id AND currency = NEW.currency)",),
+            "holder_balance": ("(run_id = NEW.run_id AND holder_id = NEW.holder_id AND currency = NEW.currency)",)}
 
+
+# --------------------------------------------------------------------------- opening the ledger
 
 def engine_url(ledger: str) -> str:
-    """An SQLAlchemy URL from `--ledger`: a path is an SQLite file; postgresql:// URLs use psycopg 3."""
+    """An SQLAlchemy URL from `--ledger`: a path is an SQLite file; postgresql:// URLs use
+    psycopg 3 and must name their database (the server's default one is nobody's ledger)."""
+    if not ledger.strip():
+        raise LedgerError(f"--ledger is empty; expected {EXPECTED}")
     if "://" not in ledger:
+        if Path(ledger).is_dir():
+            raise LedgerError(f"--ledger {ledger!r} is a folder; expected {EXPECTED}")
         return f"sqlite:///{Path(ledger).resolve()}"
-    if ledger.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + ledger.split("://", 1)[1]
+    scheme, rest = ledger.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        url = "postgresql+psycopg://" + rest
+        if not make_url(url).database:
+            raise LedgerError(f"--ledger {ledger!r} names no database; expected {EXPECTED}")
+        return url
+    if scheme.split("+")[0] not in ("sqlite", "postgresql"):
+        raise LedgerError(f"--ledger {ledger!r}: {scheme} databases are not supported; expected {EXPECTED}")
     return ledger
+
+
+def shown(engine: Engine) -> str:
+    """The ledger as an error names it, without a password."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def ledger_error(engine: Engine, doing: str, error: SQLAlchemyError) -> LedgerError:
+    """A database's refusal (locked, read-only, gone, permissions) as one line."""
+    cause = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+    return LedgerError(f"ledger {shown(engine)}: {doing} failed ({cause})")
+
+
+@contextmanager
+def database_errors(engine: Engine, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as error:
+        raise ledger_error(engine, doing, error) from None
+
+
+def opened(ledger: str, create: bool = True) -> Engine:
+    """The ledger database of `--ledger`. With `create`, a database without the ledger's
+    tables gets them (and their triggers), once; without it (reading the ledger), it is
+    an error, and nothing is written. A database whose tables of the ledger's names are
+    not the ledger's is refused, not changed."""
+    try:
+        engine = create_engine(engine_url(ledger))
+    except (ArgumentError, ImportError, ValueError) as error:
+        raise LedgerError(f"--ledger {ledger!r}: cannot open the ledger database ({error}); "
+                          f"expected {EXPECTED}") from None
+    if engine.dialect.name == "sqlite":
+        if not create and not Path(engine.url.database or "").is_file():
+            raise LedgerError(f"--ledger {ledger!r}: no ledger database there")
+        event.listen(engine, "connect", sqlite_settings)
+    with database_errors(engine, "opening it"):
+        present = set(inspect(engine).get_table_names()) & set(TABLES)
+        for name in sorted(present):
+            check_table(engine, name)
+        if present == set(TABLES):
+            return engine
+        if present or not create:
+            raise LedgerError(f"ledger {shown(engine)}: not a ledger database (its tables "
+                              f"{', '.join(sorted(TABLES))} are {'partly ' if present else ''}missing)")
+        with engine.begin() as connection:
+            SQLModel.metadata.create_all(connection)
+            for statement in immutability_ddl(engine.dialect.name):
+                connection.exec_driver_sql(statement)
+    return engine
+
+
+def sqlite_settings(connection, _) -> None:
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA recursive_triggers = ON")  # a REPLACE's delete fires the DELETE triggers too
+
+
+def check_table(engine: Engine, name: str) -> None:
+    """Refuse a table of a ledger's name whose columns are not the ledger's (another program's)."""
+    found = {column["name"] for column in inspect(engine).get_columns(name)}
+    wanted = set(TABLES[name].model_fields)
+    if found != wanted:
+        raise LedgerError(f"ledger {shown(engine)}: its table {name} is not a ledger's (columns "
+                          f"{', '.join(sorted(found))}; expected {', '.join(sorted(wanted))}); nothing was changed")
 
 
 def immutability_ddl(dialect: str) -> list[str]:
     """Triggers that refuse to change or delete a posted row (law 6)."""
+    message = "a posted run never changes (law 6)"
     if dialect == "sqlite":
-        return [f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table}: a posted run never changes (law 6)'); END"
-                for table in TABLES for verb in ("UPDATE", "DELETE")]
+        refuse = lambda table: f"BEGIN SELECT RAISE(ABORT, '{table}: {message}'); END"
+        statements = [f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} {refuse(table)}"
+                      for table in TABLES for verb in ("UPDATE", "DELETE")]
+        for table, replaced in REPLACED.items():
+            statements.append(f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+                              f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {' OR '.join(replaced)}) {refuse(table)}")
+        return statements
     if dialect == "postgresql":
         return ["CREATE OR REPLACE FUNCTION settle_posted_run_never_changes() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ': a posted run never changes (law 6)'; END $$",
-                *(f"CREATE OR REPLACE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                f"$$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ': {message}'; END $$",
+                *(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
                   f"FOR EACH ROW EXECUTE FUNCTION settle_posted_run_never_changes()" for table in TABLES),
-                *(f"CREATE OR REPLACE TRIGGER {table}_not_truncated BEFORE TRUNCATE ON {table} "
+                *(f"CREATE TRIGGER {table}_not_truncated BEFORE TRUNCATE ON {table} "
                   f"FOR EACH STATEMENT EXECUTE FUNCTION settle_posted_run_never_changes()" for table in TABLES)]
-    raise LedgerError(f"ledger database {dialect!r} is not supported; expected SQLite or PostgreSQL")
-
-
-def opened(ledger: str, create: bool = True) -> Engine:
-    """The ledger database of `--ledger`, its tables and triggers made if new; without
-    `create` (reading it), an SQLite file that does not exist is an error, not a new ledger."""
-    if not create and "://" not in ledger and not Path(ledger).is_file():
-        raise LedgerError(f"--ledger {ledger!r}: no ledger database there")
-    try:
-        engine = create_engine(engine_url(ledger))
-    except (ArgumentError, ImportError) as error:
-        raise LedgerError(f"--ledger {ledger!r}: cannot open the ledger database ({error}); expected a file path "
-                          "(SQLite) or a postgresql://user@host/database URL") from None
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys = ON"))
-    try:
-        SQLModel.metadata.create_all(engine)
-        with engine.begin() as connection:
-            for statement in immutability_ddl(engine.dialect.name):
-                connection.exec_driver_sql(statement)
-    except SQLAlchemyError as error:
-        cause = str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__]
-        raise LedgerError(f"--ledger {ledger!r}: cannot open the ledger database ({cause[0]})") from None
-    return engine
+    raise LedgerError(f"ledger database {dialect!r} is not supported; expected {EXPECTED}")
 
 
 # --------------------------------------------------------------------------- what a run posts
@@ -204,12 +274,13 @@ def total_rows(totals: dict[str, dict[str, int]]) -> list[dict]:
             for currency, figures in sorted(totals.items())]
 
 
-def balances_digest(balances: Iterable[dict]) -> str:
-    """SHA-256 of the balances, one text line each, in (holder, currency) order by code point."""
+def balances_digest(balances: list[dict]) -> str:
+    """SHA-256 of the balances, one text line each, in (holder, currency) order by code point.
+    Values enter as the database returns them: one that is not the integer posted (a
+    decimal, a text) changes the digest."""
     digest = hashlib.sha256()
-    for row in sorted(balances, key=lambda r: (r["holder_id"], r["currency"])):
-        digest.update((",".join([row["holder_id"], row["currency"], *(str(row[c]) for c in AMOUNT_COLUMNS)])
-                       + "\n").encode("utf-8"))
+    for row in sorted(balances, key=lambda r: (str(r["holder_id"]), str(r["currency"]))):
+        digest.update((",".join(str(row[c]) for c in ("holder_id", "currency", *AMOUNT_COLUMNS)) + "\n").encode())
     return digest.hexdigest()
 
 
@@ -217,8 +288,8 @@ def chain_hash(previous_hash: str, record: dict, totals: list[dict], balances: l
     """A run's link in the chain: the previous run's hash, the run's record, totals and balances."""
     content = {**{k: record[k] for k in ("run_id", "sequence", "period", "kind", "corrects", "reason", "clock",
                                          "rules_version", "engine_version", "manifest_sha256")},
-               "totals": sorted(totals, key=lambda t: t["currency"]), "balances": balances_digest(balances)}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+               "totals": sorted(totals, key=lambda t: str(t["currency"])), "balances": balances_digest(balances)}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
     return hashlib.sha256(f"{previous_hash}\n{canonical}".encode("utf-8")).hexdigest()
 
 
@@ -229,92 +300,160 @@ def run_record(engine: Engine, run_id: str) -> RunRecord | None:
         return session.get(RunRecord, run_id)
 
 
-def period_runs(engine: Engine, period: str) -> list[RunRecord]:
+def chain(engine: Engine) -> list[RunRecord]:
+    """Every posted run, in the order posted."""
     with Session(engine) as session:
-        return list(session.exec(select(RunRecord).where(RunRecord.period == period).order_by(RunRecord.sequence)))
+        return list(session.exec(select(RunRecord).order_by(RunRecord.sequence)))
 
 
-def latest_run(engine: Engine, period: str) -> RunRecord | None:
-    """The period's settlement as it stands: its settlement run, or the last adjustment of it."""
-    runs = period_runs(engine, period)
+def standing_run(engine: Engine, period: str) -> RunRecord | None:
+    """The period's settlement as it stands: its settlement run, or the last correction of it."""
+    with Session(engine) as session:
+        runs = list(session.exec(select(RunRecord).where(RunRecord.period == period).order_by(RunRecord.sequence)))
     corrected = {run.corrects for run in runs}
     standing = [run for run in runs if run.run_id not in corrected]
     return standing[-1] if standing else None
 
 
-def posted_balances(engine: Engine, run_id: str) -> pl.DataFrame:
-    """A posted run's balances, sorted by holder and currency (by code point, whatever the
-    database's collation)."""
-    table = HolderBalance.__table__
-    query = select(table.c.holder_id, table.c.currency, *(table.c[c] for c in AMOUNT_COLUMNS)).where(
-        table.c.run_id == run_id)
+def raw_rows(engine: Engine, table: str, columns: tuple[str, ...], run_id: str) -> list[dict]:
+    """A run's rows of `table`, values as the database holds them (verify hashes those)."""
+    table = TABLES[table].__table__
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    schema = {"holder_id": pl.String, "currency": pl.String, **{c: pl.Int64 for c in AMOUNT_COLUMNS}}
-    return pl.DataFrame(rows, schema=schema, orient="row").sort("holder_id", "currency")
+        found = connection.execute(select(*(table.c[c] for c in columns)).where(table.c.run_id == run_id))
+        return [dict(row._mapping) for row in found]
 
 
 def posted_totals(engine: Engine, run_id: str) -> list[dict]:
-    with Session(engine) as session:
-        rows = session.exec(select(RunTotal).where(RunTotal.run_id == run_id))
-        return sorted(({"currency": r.currency, **{c: getattr(r, c) for c in TOTAL_COLUMNS}} for r in rows),
-                      key=lambda t: t["currency"])
+    return raw_rows(engine, "run_total", ("currency", *TOTAL_COLUMNS), run_id)
 
 
-def chain(engine: Engine) -> list[RunRecord]:
-    with Session(engine) as session:
-        return list(session.exec(select(RunRecord).order_by(RunRecord.sequence)))
+def posted_balance_rows(engine: Engine, run_id: str) -> list[dict]:
+    return raw_rows(engine, "holder_balance", ("holder_id", "currency", *AMOUNT_COLUMNS), run_id)
+
+
+def run_problems(engine: Engine, run: RunRecord, number: int, previous: str) -> list[str]:
+    """What is wrong with the `number`th run of the chain, whose predecessor hashes to `previous`."""
+    problems = []
+    if run.sequence != number:
+        problems.append(f"{run.run_id}: sequence {run.sequence}, expected {number} (a run is missing)")
+    if run.previous_hash != previous:
+        problems.append(f"{run.run_id}: links to {run.previous_hash[:16]}..., but the run before it hashes "
+                        f"to {previous[:16]}...")
+    totals, balances = posted_totals(engine, run.run_id), posted_balance_rows(engine, run.run_id)
+    amounts = [row[c] for row in totals for c in TOTAL_COLUMNS] + [row[c] for row in balances for c in AMOUNT_COLUMNS]
+    if any(type(amount) is not int for amount in amounts):
+        problems.append(f"{run.run_id}: holds amounts that are not integers of minor units")
+    expected = chain_hash(run.previous_hash, run.model_dump(), totals, balances)
+    if expected != run.hash:
+        problems.append(f"{run.run_id}: its record, totals or balances were changed after it was posted "
+                        f"(they hash to {expected[:16]}..., the chain holds {run.hash[:16]}...)")
+    return problems
+
+
+def verify(engine: Engine, last: str | None = None) -> tuple[int, str, list[str]]:
+    """The chain checked run by run: (runs, the last hash, every problem found). `last`: a
+    hash the reader kept (printed when a run was posted); the chain must still hold it, or
+    runs were removed from its end, which no link can show."""
+    problems, previous = [], GENESIS
+    with database_errors(engine, "reading the chain"):
+        runs = chain(engine)
+        for number, run in enumerate(runs, start=1):
+            problems += run_problems(engine, run, number, previous)
+            previous = run.hash
+    if last is not None and last not in {run.hash for run in runs}:
+        problems.append(f"no run hashes to {last}: runs were removed from the chain, or the hash is not this "
+                        "ledger's")
+    return len(runs), previous, problems
+
+
+def posted_balances(engine: Engine, run: RunRecord) -> pl.DataFrame:
+    """A posted run's balances, checked against its hash first (an adjustment builds on them)."""
+    before = {r.sequence: r.hash for r in chain(engine)}.get(run.sequence - 1, "(no run)")
+    problems = run_problems(engine, run, run.sequence, GENESIS if run.sequence == 1 else before)
+    if problems:
+        raise LedgerError(f"run {run.run_id} in the ledger is not as it was posted: {'; '.join(problems)}")
+    schema = {"holder_id": pl.String, "currency": pl.String, **{c: pl.Int64 for c in AMOUNT_COLUMNS}}
+    return pl.DataFrame(posted_balance_rows(engine, run.run_id), schema=schema).sort("holder_id", "currency")
 
 
 # --------------------------------------------------------------------------- deciding and posting
 
+def check_correction(corrects: str | None, reason: str | None) -> None:
+    """The options of an adjustment: both, or neither."""
+    if reason is not None and not reason.strip():
+        raise LedgerError("--reason is empty: say why the run is corrected")
+    if (corrects is None) != (reason is None):
+        raise LedgerError("an adjustment needs both --corrects RUN_ID and --reason")
+
+
+def corrected_run(engine: Engine, period: str, corrects: str, replayed_reason: str | None = None) -> RunRecord:
+    """The posted run an adjustment of `period` may correct: `corrects`, if it stands. With
+    `replayed_reason`, also a run corrected already for that reason (the same adjustment,
+    maybe, settled again: its run id tells once it is known)."""
+    corrected = run_record(engine, corrects)
+    if corrected is None:
+        raise RunConflict(f"--corrects {corrects}: no such run in the ledger")
+    if corrected.period != period:
+        raise RunConflict(f"--corrects {corrects}: that run settled period {corrected.period}, not {period}")
+    standing = standing_run(engine, period)
+    with Session(engine) as session:
+        correction = session.exec(select(RunRecord).where(RunRecord.corrects == corrects)).first()
+    if correction is not None and replayed_reason is not None and correction.reason == replayed_reason:
+        return corrected
+    if standing.run_id != corrected.run_id:
+        raise RunConflict(f"--corrects {corrects}: that run was corrected already; the period stands as "
+                          f"{standing.run_id}, which is the run to correct")
+    return corrected
+
+
 @dataclass(frozen=True)
 class Decision:
     """What a computed run is to the ledger: `posted` already (law 5: that run, unchanged),
-    or a new settlement or adjustment to post once its outputs are written."""
+    or a new settlement, or an adjustment of `corrects`, to post once its outputs are written."""
 
     posted: RunRecord | None
-    corrects: RunRecord | None  # the run an adjustment corrects
-    reason: str | None
+    corrects: RunRecord | None
 
     @property
     def kind(self) -> str:
         return "settlement" if self.corrects is None else "adjustment"
 
 
-def decide(engine: Engine, run_id: str, period: str, corrects: str | None, reason: str | None) -> Decision:
+def decide(engine: Engine, run_id: str, period: str, corrects: str | None) -> Decision:
     """Whether run `run_id` of `period` is posted already, may be posted, or conflicts
-    (RunConflict). `corrects` and `reason`: the adjustment asked for, if any."""
-    if (corrects is None) != (reason is None or not reason.strip()):
-        raise RunConflict("an adjustment needs both --corrects RUN_ID and a --reason")
-    posted = run_record(engine, run_id)
-    if posted is not None:
-        if corrects is not None and posted.corrects != corrects:
-            raise RunConflict(f"these inputs were posted already as {run_id} ({posted.kind}"
-                              + (f" correcting {posted.corrects}" if posted.corrects else "")
-                              + f"): --corrects {corrects} names another run; nothing was written")
-        return Decision(posted, run_record(engine, posted.corrects) if posted.corrects else None, posted.reason)
-    standing = latest_run(engine, period)
-    if corrects is None:
-        if standing is not None:
-            raise RunConflict(
-                f"period {period} was settled as {standing.run_id} from other inputs; a second settlement would "
-                f"pay twice, so nothing was written. To correct that run: --corrects {standing.run_id} "
-                "--reason '...'")
-        return Decision(None, None, None)
-    corrected = run_record(engine, corrects)
-    if corrected is None:
-        raise RunConflict(f"--corrects {corrects}: no such run in the ledger")
-    if corrected.period != period:
-        raise RunConflict(f"--corrects {corrects}: that run settled period {corrected.period}, not {period}")
-    if standing is not None and standing.run_id != corrected.run_id:
-        raise RunConflict(f"--corrects {corrects}: that run was corrected already; the period stands as "
-                          f"{standing.run_id}, which is the run to correct")
-    return Decision(None, corrected, reason.strip())
+    (RunConflict). `corrects`: the run an adjustment corrects (its id is part of `run_id`)."""
+    with database_errors(engine, "reading the period's runs"):
+        posted = run_record(engine, run_id)
+        if posted is not None:
+            return Decision(posted, run_record(engine, posted.corrects) if posted.corrects else None)
+        if corrects is not None:
+            return Decision(None, corrected_run(engine, period, corrects))
+        standing = standing_run(engine, period)
+    if standing is not None:
+        raise RunConflict(f"period {period} was settled as {standing.run_id} from other inputs; a second settlement "
+                          f"would pay twice, so nothing was written. To correct that run: --corrects "
+                          f"{standing.run_id} --reason '...'")
+    return Decision(None, None)
 
 
 def post(engine: Engine, posting: Posting) -> RunRecord:
-    """Record a run, its totals and balances in one transaction, linked to the last posted run."""
+    """Record a run, its totals and balances in one transaction, linked to the last posted run.
+    A run that loses its place in the chain to another run posted meanwhile (another
+    period's) takes the next; one that loses its period (law 5) is a RunConflict."""
+    for _ in range(POST_ATTEMPTS):
+        try:
+            return posted_once(engine, posting)
+        except SQLAlchemyError as error:
+            if not isinstance(error, IntegrityError):
+                raise ledger_error(engine, f"posting run {posting.run_id}", error) from None
+            decision = decide(engine, posting.run_id, posting.period, posting.corrects)  # raises on a conflict
+            if decision.posted is not None:  # the same run, posted meanwhile by another process
+                return decision.posted
+    raise LedgerError(f"ledger {shown(engine)}: run {posting.run_id} lost its place in the chain "
+                      f"{POST_ATTEMPTS} times to runs posted meanwhile; run it again")
+
+
+def posted_once(engine: Engine, posting: Posting) -> RunRecord:
     with Session(engine) as session:
         last = session.exec(select(RunRecord).order_by(RunRecord.sequence.desc()).limit(1)).first()
         record = {"run_id": posting.run_id, "sequence": 1 if last is None else last.sequence + 1,
@@ -324,76 +463,87 @@ def post(engine: Engine, posting: Posting) -> RunRecord:
                   "previous_hash": GENESIS if last is None else last.hash}
         record["hash"] = chain_hash(record["previous_hash"], record, posting.totals, posting.balances)
         run = RunRecord(**record)
-        try:
-            session.add(run)
-            session.flush()  # the run row first: the others refer to it
-            session.add_all([RunTotal(run_id=posting.run_id, **t) for t in posting.totals])
-            if posting.balances:  # one executemany, not an ORM object per holder (50,000 at 100M usage rows)
-                session.connection().execute(insert(HolderBalance.__table__),
-                                             [{"run_id": posting.run_id, **b} for b in posting.balances])
-            session.commit()
-        except IntegrityError as error:
-            session.rollback()
-            raise RunConflict(f"the ledger refused run {posting.run_id} of {posting.period} "
-                              f"({str(error.orig).strip().splitlines()[0]}): another run was posted for the "
-                              "period meanwhile; its outputs were written but are not a posted run") from None
+        session.add(run)
+        session.flush()  # the run row first: the others refer to it
+        session.add_all([RunTotal(run_id=posting.run_id, **t) for t in posting.totals])
+        if posting.balances:  # one executemany, not an ORM object per holder (50,000 at 100M usage rows)
+            session.connection().execute(insert(HolderBalance.__table__),
+                                         [{"run_id": posting.run_id, **b} for b in posting.balances])
+        session.commit()
         session.refresh(run)
         return run
-
-
-def verify(engine: Engine) -> tuple[int, str, list[str]]:
-    """The chain checked run by run: (runs, the last hash, problems). A problem names the
-    first run whose sequence, link, or content no longer matches its hash."""
-    problems, previous = [], GENESIS
-    runs = chain(engine)
-    for number, run in enumerate(runs, start=1):
-        record = run.model_dump()
-        if run.sequence != number:
-            problems.append(f"{run.run_id}: sequence {run.sequence}, expected {number} (a run is missing)")
-        if run.previous_hash != previous:
-            problems.append(f"{run.run_id}: links to {run.previous_hash[:16]}..., but the run before it hashes "
-                            f"to {previous[:16]}...")
-        expected = chain_hash(run.previous_hash, record, posted_totals(engine, run.run_id),
-                              posted_balances(engine, run.run_id).to_dicts())
-        if expected != run.hash:
-            problems.append(f"{run.run_id}: its record, totals or balances were changed after it was posted "
-                            f"(they hash to {expected[:16]}..., the chain holds {run.hash[:16]}...)")
-        previous = run.hash
-    return len(runs), previous, problems
 
 
 # --------------------------------------------------------------------------- a run, settled and posted
 
 def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: str | None,
                        corrects: str | None = None, reason: str | None = None) -> dict:
-    """Settle `period`, write its outputs to `out` and post it to `ledger` (when given):
-    the command `settle run`. Returns the run's summary, with a `posted` line saying what
-    the ledger did. The ledger is opened first, so that a wrong --ledger fails in seconds;
-    a conflict (law 5) is found once the run id is known, before anything is written."""
-    from settlement.adjust import Adjustment
-    from settlement.exports import export
-    from settlement.run import settle
+    """`settle run`: settle `period`, write its outputs to `out` and post it to `ledger`
+    (when given). Returns the run's summary, with a `posted` line saying what the ledger did.
 
-    engine = opened(ledger) if ledger is not None else None
-    with settle(inputs, period, clock, progress) as settlement:
-        if engine is None:
+    The ledger is opened and an adjustment's run checked before the settlement, so that a
+    wrong --ledger or --corrects fails in seconds; a conflict (law 5) is found once the run
+    id is known, before anything is written. The outputs are written to a folder beside
+    `out` and take its place only once the run is posted (or found posted, with the same
+    bytes): a run the ledger refuses leaves `out` as it was."""
+    from settlement.exports import check_folder, export
+    from settlement.run import Correction, settle
+
+    if ledger is None:
+        with settle(inputs, period, clock, progress) as settlement:
             return export(settlement, out, progress)
-        decision = decide(engine, settlement.run_id, period.name, corrects, reason)
+    check_correction(corrects, reason)
+    engine = opened(ledger)
+    correction = None if corrects is None else Correction(corrects, reason.strip())
+    if correction is not None:
+        with database_errors(engine, "reading the run to correct"):
+            corrected_run(engine, period.name, correction.corrects, replayed_reason=correction.reason)
+    with settle(inputs, period, clock, progress, correction) as settlement:
+        decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None if decision.corrects is None else Adjustment(
-            decision.corrects.run_id, decision.reason, posted_balances(engine, decision.corrects.run_id))
-        summary = export(settlement, out, progress, adjustment)
-        manifest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-        if decision.posted is not None:
-            if decision.posted.manifest_sha256 != manifest:
-                raise LedgerError(
-                    f"run {settlement.run_id} is posted already, but the outputs written now differ from the posted "
-                    f"ones (manifest.json {manifest[:16]}..., posted {decision.posted.manifest_sha256[:16]}...): "
-                    f"engine {decision.posted.engine_version} posted it")
-            return {**summary, "posted": f"ledger: posted already as run {decision.posted.sequence} "
-                                         f"(these inputs settle to the same bytes; nothing posted again)"}
-        run = post(engine, Posting(
-            settlement.run_id, period.name, decision.kind, adjustment and adjustment.corrects,
-            adjustment and adjustment.reason, clock, summary["rules_version"], summary["engine_version"], manifest,
-            total_rows(settlement.totals), balance_rows(keys.decoded(settlement.ledger.balances,
-                                                                     settlement.ledger.types))))
-        return {**summary, "posted": f"ledger: posted as run {run.sequence} ({run.kind}), hash {run.hash}"}
+            decision.corrects.run_id, decision.posted.reason if decision.posted else correction.reason,
+            posted_balances(engine, decision.corrects), posted_totals(engine, decision.corrects.run_id))
+        staging = out.parent / f".{out.name}.posting"
+        if staging.exists():  # left by a run that was stopped: its outputs were never posted
+            shutil.rmtree(staging)
+        try:
+            summary = export(settlement, staging, progress, adjustment)
+            manifest = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+            check_folder(out)  # still an earlier run's outputs, or nothing, before the run is posted
+            record = confirmed(decision, settlement.run_id, manifest) if decision.posted else post(
+                engine, Posting(
+                    run_id=settlement.run_id, period=period.name, kind=decision.kind,
+                    corrects=adjustment.corrects if adjustment else None,
+                    reason=adjustment.reason if adjustment else None, clock=clock,
+                    rules_version=summary["rules_version"], engine_version=summary["engine_version"],
+                    manifest_sha256=manifest, totals=total_rows(settlement.totals),
+                    balances=balance_rows(keys.decoded(settlement.ledger.balances, settlement.ledger.types))))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    if out.exists():  # the run is posted: its outputs take the folder's place
+        shutil.rmtree(out)
+    staging.rename(out)
+    return {**summary, "posted": posted_line(engine, decision, record)}
+
+
+def confirmed(decision: Decision, run_id: str, manifest: str) -> RunRecord:
+    """The posted run `decision.posted`, if the outputs written now are the posted ones."""
+    posted = decision.posted
+    if posted.manifest_sha256 != manifest:
+        raise LedgerError(f"run {run_id} is posted already, but the outputs written now differ from the posted ones "
+                          f"(manifest.json {manifest[:16]}..., posted {posted.manifest_sha256[:16]}...; engine "
+                          f"{posted.engine_version} posted it); the posted outputs were left as they were")
+    return posted
+
+
+def posted_line(engine: Engine, decision: Decision, record: RunRecord) -> str:
+    """What the ledger did, as `settle run` prints it."""
+    if decision.posted is None:
+        return (f"ledger: posted as run {record.sequence} ({record.kind}), hash {record.hash} "
+                f"(keep it: `settle ledger verify --last HASH` shows that no run was removed since)")
+    standing = standing_run(engine, record.period)
+    superseded = "" if standing.run_id == record.run_id else (
+        f"; it was corrected since: the period stands as {standing.run_id}")
+    return (f"ledger: posted already as run {record.sequence} ({record.kind}); these inputs settle to the same "
+            f"bytes, nothing was posted again{superseded}")

@@ -38,6 +38,14 @@ ENGINE_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
+class Correction:
+    """What an adjustment run corrects (a posted run's id) and why."""
+
+    corrects: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Priced:
     """What intake, aggregation and pricing decide: the charges and where every usage row
     went. A preview is this; a settlement adds the ledger."""
@@ -142,12 +150,17 @@ def currency_totals(charges: pl.DataFrame, ledger: Ledger) -> dict[str, dict[str
     return totals
 
 
-def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Period, clock: str) -> str:
-    """A hash of everything read; usage enters as an order-independent digest of its rows."""
+def run_identity(inputs: Inputs, usage_digest: int, rows_read: int, period: Period, clock: str,
+                 correction: Correction | None = None) -> str:
+    """A hash of everything read; usage enters as an order-independent digest of its rows.
+    An adjustment's `correction` is part of what it read: the same inputs correcting
+    another run, or for another reason, are another run (and the inputs of a run that was
+    corrected can be posted again, as a correction of its correction)."""
     reference = sorted((path.relative_to(inputs.folder).as_posix(), sha256_file(path))
                        for path in inputs.reference_files)
     identity = {"rules_version": RULES_VERSION, "period": period.name, "clock": clock, "reference": reference,
-                "usage_rows": rows_read, "usage_digest": usage_digest}
+                "usage_rows": rows_read, "usage_digest": usage_digest,
+                **({} if correction is None else {"corrects": correction.corrects, "reason": correction.reason})}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"run-{period.name}-{digest[:16]}"
 
@@ -221,9 +234,10 @@ class PricedUsage:
     work_keys: pl.Series  # the text of their work codes
 
 
-def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path, progress: Progress) -> PricedUsage:
+def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path, progress: Progress,
+                 correction: Correction | None = None) -> PricedUsage:
     """Intake, aggregation and classification of the usage, and pricing: the priced sums
-    are written to `folder`."""
+    are written to `folder`. `correction`: an adjustment's, part of its run id."""
     catalogue, contracts = inputs.catalogue, inputs.contracts
     cuts = aggregate.breakpoints(catalogue, contracts, period)
     count = len(inputs.usage_files)
@@ -236,7 +250,7 @@ def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path, progr
             groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"), progress=progress)
     progress.stage("pricing")
     classified = combined(usage.partials)
-    run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock)
+    run_id = run_identity(inputs, usage.digest, usage.rows_read, period, clock, correction)
     accounting = file_accounting(usage.files, classified.statuses)
     quarantine, unattributed, work_keys = usage.quarantine, usage.unattributed, usage.work_keys
     del usage  # its partials are in `classified` now
@@ -257,12 +271,12 @@ def preview(inputs: Inputs, period: Period, clock: str,
 
 
 def settle(inputs: Inputs, period: Period, clock: str,
-           progress: Progress = SILENT) -> Settlement:
-    """Settle one period. Raises ConservationError if any figure fails to add up.
-    `progress` is told when each stage starts, the files and rows read while they are read,
-    and the parts done of the stages that go a part at a time."""
+           progress: Progress = SILENT, correction: Correction | None = None) -> Settlement:
+    """Settle one period (as an adjustment: with its `correction`). Raises ConservationError
+    if any figure fails to add up. `progress` is told when each stage starts, the files and
+    rows read while they are read, and the parts done of the stages that go a part at a time."""
     with tempfile.TemporaryDirectory(prefix="settle-priced-") as folder:
-        usage = priced_usage(inputs, period, clock, Path(folder), progress)
+        usage = priced_usage(inputs, period, clock, Path(folder), progress, correction)
         progress.stage("preparing the allocation")
         charge_rows, ledger = allocated(inputs, period, usage.sums, usage.work_keys, usage.priced.charges,
                                         Path(folder), progress)

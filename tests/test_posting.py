@@ -76,9 +76,10 @@ def ledger(request, tmp_path):
         drop_postgres(url)
 
 
-def settled(folder: Path, out: Path, ledger: str, corrects: str | None = None, reason: str | None = None) -> dict:
-    """`settle run` of October 2026 from `folder` into `out`, posted to `ledger`: its summary."""
-    return posting.settled_and_posted(load_inputs(folder), Period.parse("2026-10"), CLOCK, out, SILENT, ledger,
+def settled(folder: Path, out: Path, ledger: str, corrects: str | None = None, reason: str | None = None,
+            period: str = "2026-10") -> dict:
+    """`settle run` of `period` from `folder` into `out`, posted to `ledger`: its summary."""
+    return posting.settled_and_posted(load_inputs(folder), Period.parse(period), CLOCK, out, SILENT, ledger,
                                       corrects, reason)
 
 
@@ -107,6 +108,7 @@ def test_the_same_inputs_are_posted_once_and_give_the_posted_run(ledger, tmp_pat
     assert [run.run_id for run in runs] == [first["run_id"]]
     assert first["posted"].startswith("ledger: posted as run 1 (settlement)")
     assert again["run_id"] == first["run_id"] and "posted already as run 1" in again["posted"]
+    assert "corrected since" not in again["posted"]
     assert output_files(tmp_path / "first") == output_files(tmp_path / "again")
 
 
@@ -123,6 +125,30 @@ def record(run_id: str, sequence: int, **fields) -> posting.RunRecord:
               "rules_version": "1", "engine_version": "0", "manifest_sha256": "m", "previous_hash": "p",
               "hash": run_id}
     return posting.RunRecord(**(values | fields))
+
+
+def test_a_run_that_loses_its_place_in_the_chain_to_another_periods_run_takes_the_next(ledger, tmp_path,
+                                                                                      monkeypatch):
+    """Two runs of different periods posted at once: the one whose chain position is
+    taken between reading the chain's end and writing is posted after the other, not refused."""
+    settled(FIXTURES, tmp_path / "october", ledger)
+    engine, real_hash, raced = posting.opened(ledger), posting.chain_hash, []
+    other = posting.Posting(run_id="run-2026-11-other", period="2026-11", kind="settlement", corrects=None,
+                            reason=None, clock=CLOCK, rules_version="1", engine_version="0", manifest_sha256="m",
+                            totals=[], balances=[])
+
+    def racing_hash(*args):  # called once the chain's end is read, before the run is written
+        if not raced:
+            raced.append(other.run_id)
+            posting.posted_once(engine, other)
+        return real_hash(*args)
+
+    monkeypatch.setattr(posting, "chain_hash", racing_hash)
+    december = settled(FIXTURES, tmp_path / "december", ledger, period="2026-12")
+    assert raced and december["posted"].startswith("ledger: posted as run 3 (settlement)")
+    monkeypatch.undo()
+    assert [run.period for run in posting.chain(engine)] == ["2026-10", "2026-11", "2026-12"]
+    assert posting.verify(engine)[2] == []
 
 
 def test_the_database_itself_refuses_a_second_settlement_of_a_period(ledger):
@@ -179,6 +205,24 @@ def without_triggers(ledger: str, *statements: str) -> None:
             connection.execute(text(statement))
 
 
+def test_sqlite_refuses_an_insert_that_would_replace_a_posted_row(tmp_path):
+    """INSERT OR REPLACE deletes the row it replaces without DELETE triggers (in a plain
+    connection, which does not ask for recursive triggers): the ledger's own insert
+    triggers refuse it."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    settled(FIXTURES, tmp_path / "out", ledger)
+    connection = sqlite3.connect(ledger)
+    for statement in ["INSERT OR REPLACE INTO holder_balance (run_id, holder_id, currency, gross, commission, "
+                      "withholding, net, payable, carried_forward) SELECT run_id, holder_id, currency, gross, "
+                      "commission, withholding, net, payable + 100, carried_forward FROM holder_balance LIMIT 1",
+                      "INSERT OR REPLACE INTO run SELECT 'other', sequence, period, kind, corrects, reason, clock, "
+                      "rules_version, engine_version, manifest_sha256, previous_hash, 'other' FROM run"]:
+        with pytest.raises(sqlite3.DatabaseError, match="a posted run never changes"):
+            connection.execute(statement)
+    connection.close()
+    assert posting.verify(posting.opened(ledger))[2] == []
+
+
 def test_the_hash_chain_shows_a_row_changed_behind_the_triggers(ledger, tmp_path):
     first = settled(FIXTURES, tmp_path / "first", ledger)
     second = settled(restated(tmp_path), tmp_path / "second", ledger, first["run_id"], "restated revenue")
@@ -189,6 +233,19 @@ def test_the_hash_chain_shows_a_row_changed_behind_the_triggers(ledger, tmp_path
                              f"AND run_id = '{first['run_id']}'")
     problems = posting.verify(posting.opened(ledger))[2]
     assert len(problems) == 1 and problems[0].startswith(f"{first['run_id']}: its record, totals or balances")
+
+
+def test_a_run_removed_from_the_end_of_the_chain_is_found_by_the_last_hash_kept(ledger, tmp_path):
+    first = settled(FIXTURES, tmp_path / "first", ledger)
+    settled(restated(tmp_path), tmp_path / "second", ledger, first["run_id"], "restated revenue")
+    engine = posting.opened(ledger)
+    second = posting.chain(engine)[-1]
+    without_triggers(ledger, *(f"DELETE FROM {table} WHERE run_id = '{second.run_id}'"
+                               for table in ("holder_balance", "run_total", "run")))
+    assert posting.verify(posting.opened(ledger))[2] == []  # what no link can show
+    problems = posting.verify(posting.opened(ledger), last=second.hash)[2]
+    assert problems == [f"no run hashes to {second.hash}: runs were removed from the chain, or the hash is not "
+                        "this ledger's"]
 
 
 def test_a_run_removed_from_the_chain_is_found(ledger, tmp_path):
@@ -250,12 +307,24 @@ def test_a_run_is_corrected_once_and_the_standing_run_is_the_one_to_correct(ledg
         settled(restated(tmp_path, "1950000.00"), tmp_path / "third", ledger, first["run_id"], "again")
     with pytest.raises(RunConflict, match="no such run"):
         settled(restated(tmp_path, "1950000.00"), tmp_path / "third", ledger, "run-2026-10-unknown", "again")
-    with pytest.raises(RunConflict, match="needs both --corrects RUN_ID and a --reason"):
+    with pytest.raises(posting.LedgerError, match="--reason is empty"):
         settled(restated(tmp_path, "1950000.00"), tmp_path / "third", ledger, second["run_id"], " ")
-    again = settled(restated(tmp_path), tmp_path / "again", ledger)  # the adjustment's inputs: that run, as posted
+    with pytest.raises(posting.LedgerError, match="needs both --corrects RUN_ID and --reason"):
+        settled(restated(tmp_path, "1950000.00"), tmp_path / "third", ledger, None, "a reason alone")
+    with pytest.raises(RunConflict, match=f"period 2026-10 was settled as {second['run_id']}"):
+        settled(restated(tmp_path), tmp_path / "third", ledger)  # the adjustment's inputs, but not as one
+    assert not (tmp_path / "third").exists()
+    again = settled(restated(tmp_path), tmp_path / "again", ledger, first["run_id"], "restated")
     assert again["run_id"] == second["run_id"] and again["adjustment"] == second["adjustment"]
+    assert "posted already as run 2 (adjustment)" in again["posted"]
     assert output_files(tmp_path / "again") == output_files(tmp_path / "second")
-    assert len(posting.chain(posting.opened(ledger))) == 2
+    replayed = settled(FIXTURES, tmp_path / "replayed", ledger)  # the first run's inputs: that run, corrected since
+    assert replayed["run_id"] == first["run_id"] and f"the period stands as {second['run_id']}" in replayed["posted"]
+    # the first inputs again, as a correction of the correction: a new run
+    reverted = settled(FIXTURES, tmp_path / "reverted", ledger, second["run_id"], "restatement withdrawn")
+    assert reverted["run_id"] not in (first["run_id"], second["run_id"])
+    assert reverted["currencies"] == first["currencies"]
+    assert [run.kind for run in posting.chain(posting.opened(ledger))] == ["settlement", "adjustment", "adjustment"]
 
 
 # --------------------------------------------------------------------------- the chain and the databases
@@ -292,7 +361,7 @@ def test_a_posted_run_holds_the_runs_totals_and_balances_to_the_minor_unit(data)
         assert [run.run_id for run in posting.chain(engine)] == [summary["run_id"]]
         totals = {t["currency"]: t for t in posting.posted_totals(engine, summary["run_id"])}
         assert sorted(totals) == sorted(summary["currencies"])
-        held = posting.posted_balances(engine, summary["run_id"])
+        held = posting.posted_balances(engine, posting.run_record(engine, summary["run_id"]))
         for currency, figures in summary["currencies"].items():
             digits = len(figures["charged"].partition(".")[2])
             for name, amount in figures.items():
@@ -325,13 +394,53 @@ def test_the_command_line_posts_refuses_and_verifies(tmp_path):
     assert verified.returncode == 0 and "ledger verified: 2 runs, chain intact" in verified.stdout
 
 
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path):
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE run (id INTEGER PRIMARY KEY, x TEXT)")
+    connection.execute("INSERT INTO run VALUES (1, 'theirs')")
+    connection.commit()
+    connection.close()
+    before = other.read_bytes()
+    for args in (["run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "out"), "--clock", CLOCK],
+                 ["ledger", "verify"], ["ledger", "list"]):
+        done = settle_cli(*args, "--ledger", str(other))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "its table run is not a ledger's" in done.stderr and "nothing was changed" in done.stderr
+    assert other.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_reading_a_ledger_writes_nothing(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    for command in ("verify", "list"):
+        done = settle_cli("ledger", command, "--ledger", str(empty))
+        assert done.returncode == 2 and "not a ledger database" in done.stderr
+    assert empty.read_bytes() == b""
+
+
+def test_a_ledger_that_refuses_the_post_leaves_the_output_folder_as_it_was(tmp_path):
+    """A database error after the run (here a read-only ledger) is one line, and the
+    outputs never take the place of the folder's: they are not a posted run."""
+    ledger = tmp_path / "ledger.sqlite"
+    settled(FIXTURES, tmp_path / "first", str(ledger))
+    read_only = f"sqlite:///file:{ledger}?mode=ro&uri=true"
+    with pytest.raises(posting.LedgerError, match="attempt to write a readonly database"):
+        settled(FIXTURES, tmp_path / "november", read_only, None, None, period="2026-11")
+    assert not (tmp_path / "november").exists() and not (tmp_path / ".november.posting").exists()
+    assert len(posting.chain(posting.opened(str(ledger)))) == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "fixtures", "--period", "2026-10", "--out", "{tmp}/out", "--clock", CLOCK, "--corrects", "run-x"],
      "--corrects and --reason post an adjustment to a ledger: give --ledger too"),
     (["ledger", "verify", "--ledger", "{tmp}/none.sqlite"], "no ledger database there"),
-    (["ledger", "list", "--ledger", "mysql://nobody@127.0.0.1/none"], "cannot open the ledger database"),
+    (["ledger", "list", "--ledger", "mysql://nobody@127.0.0.1/none"], "mysql databases are not supported"),
+    (["ledger", "list", "--ledger", "postgresql://postgres@127.0.0.1:5432"], "names no database"),
+    (["ledger", "list", "--ledger", ""], "--ledger is empty"),
+    (["ledger", "list", "--ledger", "{tmp}"], "is a folder"),
     (["run", "fixtures", "--period", "2026-10", "--out", "{tmp}/out", "--clock", CLOCK,
-      "--ledger", "postgresql://nobody@127.0.0.1:5432/none"], "cannot open the ledger database"),
+      "--ledger", "postgresql://nobody@127.0.0.1:5432/none"], "opening it failed"),
 ])
 def test_a_wrong_ledger_gets_one_error_line(tmp_path, args, message):
     done = settle_cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
