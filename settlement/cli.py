@@ -236,10 +236,11 @@ def ledger_list(ledger: LedgerArgument) -> None:
     console = Console(soft_wrap=True, highlight=False, markup=False)
     for record, totals in runs:
         console.print(f"{record.sequence} {record.period} {record.kind} {record.run_id}"
-                      + (f" corrects {record.corrects}: {record.reason}" if record.corrects else ""))
+                      + (f" corrects {record.corrects}: {record.reason}" if record.corrects else "")
+                      + f" (hash {record.hash})")
         for total in totals:
             console.print("  " + str(total["currency"]) + ": " + ", ".join(
-                f"{name} {shown_amount(total[name], str(total['currency']))}" for name in posting.TOTAL_COLUMNS))
+                f"{name} {shown_amount(total[name], str(total['currency']))}" for name in posting.TOTALS))
 
 
 def shown_amount(amount, currency: str) -> str:

@@ -28,9 +28,11 @@ SQLite by default (a file path), PostgreSQL by URL (`postgresql://user@host/db`)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +50,9 @@ from settlement.adjust import TOTALS, Adjustment
 
 GENESIS = "0" * 64  # the previous hash of the first run
 AMOUNT_COLUMNS = ("gross", "commission", "withholding", "net", "payable", "carried_forward")
-TOTAL_COLUMNS = TOTALS
 INT64_MAX = 2**63 - 1
+NEVER_CHANGES = "a posted run never changes (law 6)"
+SCHEMA_LOCK = 0x5E771E  # the PostgreSQL advisory lock held while a new ledger's tables are made
 POST_ATTEMPTS = 5  # a run that lost its place in the chain to another period's run tries again
 EXPECTED = "a file path (SQLite) or a postgresql://user@host/database URL"
 
@@ -145,6 +148,8 @@ def engine_url(ledger: str) -> str:
         return url
     if scheme.split("+")[0] not in ("sqlite", "postgresql"):
         raise LedgerError(f"--ledger {ledger!r}: {scheme} databases are not supported; expected {EXPECTED}")
+    if scheme.startswith("sqlite") and make_url(ledger).database in (None, "", ":memory:"):
+        raise LedgerError(f"--ledger {ledger!r} is a database in memory, which keeps no run; expected {EXPECTED}")
     return ledger
 
 
@@ -182,19 +187,60 @@ def opened(ledger: str, create: bool = True) -> Engine:
             raise LedgerError(f"--ledger {ledger!r}: no ledger database there")
         event.listen(engine, "connect", sqlite_settings)
     with database_errors(engine, "opening it"):
-        present = set(inspect(engine).get_table_names()) & set(TABLES)
-        for name in sorted(present):
-            check_table(engine, name)
-        if present == set(TABLES):
+        if complete(engine, create) and not (create and missing_triggers(engine)):
             return engine
-        if present or not create:
-            raise LedgerError(f"ledger {shown(engine)}: not a ledger database (its tables "
-                              f"{', '.join(sorted(TABLES))} are {'partly ' if present else ''}missing)")
-        with engine.begin() as connection:
-            SQLModel.metadata.create_all(connection)
-            for statement in immutability_ddl(engine.dialect.name):
-                connection.exec_driver_sql(statement)
+        with schema_lock(engine):  # another process may be making the same new ledger
+            if not complete(engine, create):
+                with engine.begin() as connection:
+                    SQLModel.metadata.create_all(connection)
+            with engine.begin() as connection:
+                for statement in immutability_ddl(engine.dialect.name, missing_triggers(engine)):
+                    connection.exec_driver_sql(statement)
     return engine
+
+
+def complete(engine: Engine, create: bool) -> bool:
+    """Whether the ledger's tables are all there (checked to be the ledger's); an error if
+    only some are, or none and the ledger is only read."""
+    present = set(inspect(engine).get_table_names()) & set(TABLES)
+    for name in sorted(present):
+        check_table(engine, name)
+    if present and present != set(TABLES) or not present and not create:
+        raise LedgerError(f"ledger {shown(engine)}: not a ledger database (its tables "
+                          f"{', '.join(sorted(TABLES))} are {'partly ' if present else ''}missing)")
+    return present == set(TABLES)
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Held while the ledger's tables and triggers are made: an SQLite file's lock (flock, which
+    SQLite's own byte-range locks ignore) or a PostgreSQL advisory lock."""
+    if engine.dialect.name == "sqlite":
+        with open(engine.url.database, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+
+
+def trigger_names(dialect: str) -> list[str]:
+    """The triggers that keep posted rows as they were posted (law 6)."""
+    verbs = ("no_update", "no_delete", "no_replace") if dialect == "sqlite" else ("immutable", "not_truncated")
+    return [f"{table}_{verb}" for table in TABLES for verb in verbs]
+
+
+def missing_triggers(engine: Engine) -> list[str]:
+    query = ("SELECT name FROM sqlite_master WHERE type = 'trigger'" if engine.dialect.name == "sqlite" else
+             "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+             "WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid)")
+    with engine.connect() as connection:
+        present = {name for (name,) in connection.exec_driver_sql(query)}
+    return [name for name in trigger_names(engine.dialect.name) if name not in present]
 
 
 def sqlite_settings(connection, _) -> None:
@@ -211,25 +257,28 @@ def check_table(engine: Engine, name: str) -> None:
                           f"{', '.join(sorted(found))}; expected {', '.join(sorted(wanted))}); nothing was changed")
 
 
-def immutability_ddl(dialect: str) -> list[str]:
-    """Triggers that refuse to change or delete a posted row (law 6)."""
-    message = "a posted run never changes (law 6)"
+def immutability_ddl(dialect: str, names: list[str]) -> list[str]:
+    """The statements that make the triggers `names` (of trigger_names), which refuse to
+    change or delete a posted row (law 6)."""
+    if not names:
+        return []
     if dialect == "sqlite":
-        refuse = lambda table: f"BEGIN SELECT RAISE(ABORT, '{table}: {message}'); END"
-        statements = [f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} {refuse(table)}"
-                      for table in TABLES for verb in ("UPDATE", "DELETE")]
-        for table, replaced in REPLACED.items():
-            statements.append(f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
-                              f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {' OR '.join(replaced)}) {refuse(table)}")
-        return statements
-    if dialect == "postgresql":
-        return ["CREATE OR REPLACE FUNCTION settle_posted_run_never_changes() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ': {message}'; END $$",
-                *(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
-                  f"FOR EACH ROW EXECUTE FUNCTION settle_posted_run_never_changes()" for table in TABLES),
-                *(f"CREATE TRIGGER {table}_not_truncated BEFORE TRUNCATE ON {table} "
-                  f"FOR EACH STATEMENT EXECUTE FUNCTION settle_posted_run_never_changes()" for table in TABLES)]
-    raise LedgerError(f"ledger database {dialect!r} is not supported; expected {EXPECTED}")
+        return [sqlite_trigger(*name.split("_no_")) for name in names]
+    function = "settle_posted_run_never_changes"
+    made = {f"{table}_immutable": f"BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW"
+            for table in TABLES} | {f"{table}_not_truncated": f"BEFORE TRUNCATE ON {table} FOR EACH STATEMENT"
+                                    for table in TABLES}
+    return [f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+            f"USING MESSAGE = TG_TABLE_NAME || ': {NEVER_CHANGES}'; END $$",
+            *(f"CREATE TRIGGER {name} {made[name]} EXECUTE FUNCTION {function}()" for name in names)]
+
+
+def sqlite_trigger(table: str, verb: str) -> str:
+    refuse = f"BEGIN SELECT RAISE(ABORT, '{table}: {NEVER_CHANGES}'); END"
+    if verb == "replace":
+        return (f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+                f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {' OR '.join(REPLACED[table])}) {refuse}")
+    return f"CREATE TRIGGER {table}_no_{verb} BEFORE {verb.upper()} ON {table} {refuse}"
 
 
 # --------------------------------------------------------------------------- what a run posts
@@ -247,7 +296,7 @@ class Posting:
     rules_version: str
     engine_version: str
     manifest_sha256: str
-    totals: list[dict]    # per currency: TOTAL_COLUMNS
+    totals: list[dict]    # per currency: TOTALS
     balances: list[dict]  # per holder and currency: AMOUNT_COLUMNS
 
 
@@ -270,7 +319,7 @@ def balance_rows(balances: pl.DataFrame) -> list[dict]:
 
 
 def total_rows(totals: dict[str, dict[str, int]]) -> list[dict]:
-    return [{"currency": currency, **{c: fits_int64(figures[c], f"{currency} {c}") for c in TOTAL_COLUMNS}}
+    return [{"currency": currency, **{c: fits_int64(figures[c], f"{currency} {c}") for c in TOTALS}}
             for currency, figures in sorted(totals.items())]
 
 
@@ -324,7 +373,7 @@ def raw_rows(engine: Engine, table: str, columns: tuple[str, ...], run_id: str) 
 
 
 def posted_totals(engine: Engine, run_id: str) -> list[dict]:
-    return raw_rows(engine, "run_total", ("currency", *TOTAL_COLUMNS), run_id)
+    return raw_rows(engine, "run_total", ("currency", *TOTALS), run_id)
 
 
 def posted_balance_rows(engine: Engine, run_id: str) -> list[dict]:
@@ -340,7 +389,7 @@ def run_problems(engine: Engine, run: RunRecord, number: int, previous: str) -> 
         problems.append(f"{run.run_id}: links to {run.previous_hash[:16]}..., but the run before it hashes "
                         f"to {previous[:16]}...")
     totals, balances = posted_totals(engine, run.run_id), posted_balance_rows(engine, run.run_id)
-    amounts = [row[c] for row in totals for c in TOTAL_COLUMNS] + [row[c] for row in balances for c in AMOUNT_COLUMNS]
+    amounts = [row[c] for row in totals for c in TOTALS] + [row[c] for row in balances for c in AMOUNT_COLUMNS]
     if any(type(amount) is not int for amount in amounts):
         problems.append(f"{run.run_id}: holds amounts that are not integers of minor units")
     expected = chain_hash(run.previous_hash, run.model_dump(), totals, balances)
@@ -356,6 +405,10 @@ def verify(engine: Engine, last: str | None = None) -> tuple[int, str, list[str]
     runs were removed from its end, which no link can show."""
     problems, previous = [], GENESIS
     with database_errors(engine, "reading the chain"):
+        missing = missing_triggers(engine)
+        if missing:
+            problems.append(f"the ledger's triggers {', '.join(missing)} are missing: posted rows can be changed "
+                            "(the next run posted makes them again)")
         runs = chain(engine)
         for number, run in enumerate(runs, start=1):
             problems += run_problems(engine, run, number, previous)
@@ -368,8 +421,9 @@ def verify(engine: Engine, last: str | None = None) -> tuple[int, str, list[str]
 
 def posted_balances(engine: Engine, run: RunRecord) -> pl.DataFrame:
     """A posted run's balances, checked against its hash first (an adjustment builds on them)."""
-    before = {r.sequence: r.hash for r in chain(engine)}.get(run.sequence - 1, "(no run)")
-    problems = run_problems(engine, run, run.sequence, GENESIS if run.sequence == 1 else before)
+    with Session(engine) as session:
+        before = session.exec(select(RunRecord.hash).where(RunRecord.sequence == run.sequence - 1)).first()
+    problems = run_problems(engine, run, run.sequence, GENESIS if run.sequence == 1 else before or "(no run)")
     if problems:
         raise LedgerError(f"run {run.run_id} in the ledger is not as it was posted: {'; '.join(problems)}")
     schema = {"holder_id": pl.String, "currency": pl.String, **{c: pl.Int64 for c in AMOUNT_COLUMNS}}
@@ -386,20 +440,20 @@ def check_correction(corrects: str | None, reason: str | None) -> None:
         raise LedgerError("an adjustment needs both --corrects RUN_ID and --reason")
 
 
-def corrected_run(engine: Engine, period: str, corrects: str, replayed_reason: str | None = None) -> RunRecord:
-    """The posted run an adjustment of `period` may correct: `corrects`, if it stands. With
-    `replayed_reason`, also a run corrected already for that reason (the same adjustment,
-    maybe, settled again: its run id tells once it is known)."""
+def run_of_period(engine: Engine, period: str, corrects: str) -> RunRecord:
+    """The posted run `corrects`, which must have settled `period`."""
     corrected = run_record(engine, corrects)
     if corrected is None:
         raise RunConflict(f"--corrects {corrects}: no such run in the ledger")
     if corrected.period != period:
         raise RunConflict(f"--corrects {corrects}: that run settled period {corrected.period}, not {period}")
+    return corrected
+
+
+def corrected_run(engine: Engine, period: str, corrects: str) -> RunRecord:
+    """The posted run an adjustment of `period` may correct: `corrects`, if the period stands as it."""
+    corrected = run_of_period(engine, period, corrects)
     standing = standing_run(engine, period)
-    with Session(engine) as session:
-        correction = session.exec(select(RunRecord).where(RunRecord.corrects == corrects)).first()
-    if correction is not None and replayed_reason is not None and correction.reason == replayed_reason:
-        return corrected
     if standing.run_id != corrected.run_id:
         raise RunConflict(f"--corrects {corrects}: that run was corrected already; the period stands as "
                           f"{standing.run_id}, which is the run to correct")
@@ -436,26 +490,30 @@ def decide(engine: Engine, run_id: str, period: str, corrects: str | None) -> De
     return Decision(None, None)
 
 
-def post(engine: Engine, posting: Posting) -> RunRecord:
-    """Record a run, its totals and balances in one transaction, linked to the last posted run.
-    A run that loses its place in the chain to another run posted meanwhile (another
-    period's) takes the next; one that loses its period (law 5) is a RunConflict."""
+def post(engine: Engine, posting: Posting) -> tuple[RunRecord, bool]:
+    """Record a run, its totals and balances in one transaction, linked to the last posted run;
+    the run, and whether this call posted it (not another process, meanwhile, from the same
+    inputs). A run that loses its place in the chain to another run posted meanwhile
+    (another period's) takes the next; one that loses its period (law 5) is a RunConflict."""
     for _ in range(POST_ATTEMPTS):
         try:
-            return posted_once(engine, posting)
+            return posted_once(engine, posting), True
         except SQLAlchemyError as error:
             if not isinstance(error, IntegrityError):
                 raise ledger_error(engine, f"posting run {posting.run_id}", error) from None
+            last_error = error
             decision = decide(engine, posting.run_id, posting.period, posting.corrects)  # raises on a conflict
-            if decision.posted is not None:  # the same run, posted meanwhile by another process
-                return decision.posted
-    raise LedgerError(f"ledger {shown(engine)}: run {posting.run_id} lost its place in the chain "
-                      f"{POST_ATTEMPTS} times to runs posted meanwhile; run it again")
+            if decision.posted is not None:
+                return decision.posted, False
+    raise ledger_error(engine, f"posting run {posting.run_id} ({POST_ATTEMPTS} tries, each losing its place in "
+                               "the chain to a run posted meanwhile)", last_error)
 
 
 def posted_once(engine: Engine, posting: Posting) -> RunRecord:
     with Session(engine) as session:
-        last = session.exec(select(RunRecord).order_by(RunRecord.sequence.desc()).limit(1)).first()
+        # the chain's end as values, not a loaded run (which may be this very run, posted meanwhile)
+        last = session.exec(select(RunRecord.sequence, RunRecord.hash).order_by(RunRecord.sequence.desc()).limit(1)
+                            ).first()
         record = {"run_id": posting.run_id, "sequence": 1 if last is None else last.sequence + 1,
                   "period": posting.period, "kind": posting.kind, "corrects": posting.corrects,
                   "reason": posting.reason, "clock": posting.clock, "rules_version": posting.rules_version,
@@ -483,7 +541,7 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
 
     The ledger is opened and an adjustment's run checked before the settlement, so that a
     wrong --ledger or --corrects fails in seconds; a conflict (law 5) is found once the run
-    id is known, before anything is written. The outputs are written to a folder beside
+    id is known, before anything is written. The outputs are written to a new folder beside
     `out` and take its place only once the run is posted (or found posted, with the same
     bytes): a run the ledger refuses leaves `out` as it was."""
     from settlement.exports import check_folder, export
@@ -493,57 +551,64 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
         with settle(inputs, period, clock, progress) as settlement:
             return export(settlement, out, progress)
     check_correction(corrects, reason)
-    engine = opened(ledger)
+    engine, out = opened(ledger), out.resolve()
     correction = None if corrects is None else Correction(corrects, reason.strip())
     if correction is not None:
         with database_errors(engine, "reading the run to correct"):
-            corrected_run(engine, period.name, correction.corrects, replayed_reason=correction.reason)
+            run_of_period(engine, period.name, correction.corrects)
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None if decision.corrects is None else Adjustment(
-            decision.corrects.run_id, decision.posted.reason if decision.posted else correction.reason,
+            decision.corrects.run_id, correction.reason,  # the run id holds the correction: it is this one
             posted_balances(engine, decision.corrects), posted_totals(engine, decision.corrects.run_id))
-        staging = out.parent / f".{out.name}.posting"
-        if staging.exists():  # left by a run that was stopped: its outputs were never posted
-            shutil.rmtree(staging)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.posting-", dir=out.parent))
         try:
             summary = export(settlement, staging, progress, adjustment)
             manifest = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
             check_folder(out)  # still an earlier run's outputs, or nothing, before the run is posted
-            record = confirmed(decision, settlement.run_id, manifest) if decision.posted else post(
-                engine, Posting(
-                    run_id=settlement.run_id, period=period.name, kind=decision.kind,
-                    corrects=adjustment.corrects if adjustment else None,
-                    reason=adjustment.reason if adjustment else None, clock=clock,
-                    rules_version=summary["rules_version"], engine_version=summary["engine_version"],
-                    manifest_sha256=manifest, totals=total_rows(settlement.totals),
-                    balances=balance_rows(keys.decoded(settlement.ledger.balances, settlement.ledger.types))))
+            record, fresh = (decision.posted, False) if decision.posted else post(engine, Posting(
+                run_id=settlement.run_id, period=period.name, kind=decision.kind,
+                corrects=adjustment.corrects if adjustment else None,
+                reason=adjustment.reason if adjustment else None, clock=clock,
+                rules_version=summary["rules_version"], engine_version=summary["engine_version"],
+                manifest_sha256=manifest, totals=total_rows(settlement.totals),
+                balances=balance_rows(keys.decoded(settlement.ledger.balances, settlement.ledger.types))))
+            if not fresh:
+                confirmed(record, manifest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    if out.exists():  # the run is posted: its outputs take the folder's place
-        shutil.rmtree(out)
-    staging.rename(out)
-    return {**summary, "posted": posted_line(engine, decision, record)}
+    replaced_by(out, staging, record)
+    return {**summary, "posted": posted_line(engine, record, fresh)}
 
 
-def confirmed(decision: Decision, run_id: str, manifest: str) -> RunRecord:
-    """The posted run `decision.posted`, if the outputs written now are the posted ones."""
-    posted = decision.posted
+def replaced_by(out: Path, staging: Path, record: RunRecord) -> None:
+    """`out` replaced by the posted run's outputs in `staging`."""
+    try:
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except OSError as error:
+        raise LedgerError(f"run {record.run_id} is posted, but its outputs could not take the place of {out} "
+                          f"({error.strerror or error}); they are in {staging}: move them there") from None
+
+
+def confirmed(posted: RunRecord, manifest: str) -> None:
+    """Refuse outputs written now that are not the `posted` run's (its manifest's hash)."""
     if posted.manifest_sha256 != manifest:
-        raise LedgerError(f"run {run_id} is posted already, but the outputs written now differ from the posted ones "
-                          f"(manifest.json {manifest[:16]}..., posted {posted.manifest_sha256[:16]}...; engine "
-                          f"{posted.engine_version} posted it); the posted outputs were left as they were")
-    return posted
+        raise LedgerError(f"run {posted.run_id} is posted already, but the outputs written now differ from the "
+                          f"posted ones (manifest.json {manifest[:16]}..., posted {posted.manifest_sha256[:16]}...; "
+                          f"engine {posted.engine_version} posted it); the output folder was left as it was")
 
 
-def posted_line(engine: Engine, decision: Decision, record: RunRecord) -> str:
-    """What the ledger did, as `settle run` prints it."""
-    if decision.posted is None:
+def posted_line(engine: Engine, record: RunRecord, fresh: bool) -> str:
+    """What the ledger did, as `settle run` prints it: posted the run (`fresh`), or found it posted."""
+    if fresh:
         return (f"ledger: posted as run {record.sequence} ({record.kind}), hash {record.hash} "
                 f"(keep it: `settle ledger verify --last HASH` shows that no run was removed since)")
     standing = standing_run(engine, record.period)
     superseded = "" if standing.run_id == record.run_id else (
         f"; it was corrected since: the period stands as {standing.run_id}")
-    return (f"ledger: posted already as run {record.sequence} ({record.kind}); these inputs settle to the same "
-            f"bytes, nothing was posted again{superseded}")
+    return (f"ledger: posted already as run {record.sequence} ({record.kind}), hash {record.hash}; these inputs "
+            f"settle to the same bytes, nothing was posted again{superseded}")

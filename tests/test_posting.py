@@ -151,6 +151,40 @@ def test_a_run_that_loses_its_place_in_the_chain_to_another_periods_run_takes_th
     assert posting.verify(engine)[2] == []
 
 
+def test_the_same_run_posted_meanwhile_by_another_process_is_reported_as_found(ledger, tmp_path, monkeypatch):
+    real = posting.posted_once
+
+    def raced(engine, run):  # another process, with the same inputs, posts first
+        real(engine, run)
+        return real(engine, run)
+
+    monkeypatch.setattr(posting, "posted_once", raced)
+    summary = settled(FIXTURES, tmp_path / "out", ledger)
+    assert "posted already as run 1" in summary["posted"]
+    assert len(posting.chain(posting.opened(ledger))) == 1 and (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_the_output_folder_may_be_the_current_one(tmp_path, monkeypatch):
+    """`--out .` from inside an earlier run's folder: the folder is replaced, not lost."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    settled(FIXTURES, tmp_path / "out", ledger)
+    monkeypatch.chdir(tmp_path / "out")
+    again = settled(FIXTURES, Path("."), ledger)
+    assert "posted already" in again["posted"] and (tmp_path / "out" / "manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite", "out"]
+
+
+def test_missing_triggers_are_reported_and_made_again(ledger, tmp_path):
+    settled(FIXTURES, tmp_path / "first", ledger)
+    drop = ("DROP TRIGGER holder_balance_no_update" if "://" not in ledger else
+            "DROP TRIGGER holder_balance_immutable ON holder_balance")
+    with posting.opened(ledger).begin() as connection:
+        connection.execute(text(drop))
+    problems = posting.verify(posting.opened(ledger, create=False))[2]
+    assert len(problems) == 1 and "triggers holder_balance_" in problems[0] and "are missing" in problems[0]
+    assert posting.verify(posting.opened(ledger))[2] == []  # opened to post: made again
+
+
 def test_the_database_itself_refuses_a_second_settlement_of_a_period(ledger):
     """Law 5 is backed by constraints, not only by the code that checks first."""
     engine = posting.opened(ledger)
@@ -438,6 +472,7 @@ def test_a_ledger_that_refuses_the_post_leaves_the_output_folder_as_it_was(tmp_p
     (["ledger", "list", "--ledger", "mysql://nobody@127.0.0.1/none"], "mysql databases are not supported"),
     (["ledger", "list", "--ledger", "postgresql://postgres@127.0.0.1:5432"], "names no database"),
     (["ledger", "list", "--ledger", ""], "--ledger is empty"),
+    (["ledger", "list", "--ledger", "sqlite://"], "a database in memory"),
     (["ledger", "list", "--ledger", "{tmp}"], "is a folder"),
     (["run", "fixtures", "--period", "2026-10", "--out", "{tmp}/out", "--clock", CLOCK,
       "--ledger", "postgresql://nobody@127.0.0.1:5432/none"], "opening it failed"),
