@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from settlement.money import format_minor, minor_expr
+from settlement.run import Correction
 
 FIGURES = ("net", "payable", "carried_forward")  # a holder's amounts an adjustment shows, old and new
 TOTALS = ("charged", "commission", "withholding", "payable", "carried_forward", "suspense")  # a run's, per currency
@@ -22,10 +23,9 @@ KEY = ["holder_id", "currency"]
 
 @dataclass(frozen=True)
 class Adjustment:
-    """The run an adjustment corrects, why, and that run's balances as posted."""
+    """The run an adjustment corrects and why (`correction`), and that run's figures as posted."""
 
-    corrects: str
-    reason: str
+    correction: Correction
     old: pl.DataFrame        # its balances: holder_id, currency and FIGURES (at least), in minor units
     old_totals: list[dict]   # its totals: per currency, every figure of summary.json's, in minor units
 
@@ -53,7 +53,8 @@ def adjustment_table(adjustment: Adjustment, new: pl.DataFrame) -> pl.DataFrame:
     listed = rows["currency"].unique().to_list()
     return rows.with_columns(
         minor_expr(pl.col(c), pl.col("currency"), listed, pl.Int64).alias(c) for c in rows.columns if c not in KEY
-    ).with_columns(pl.lit(adjustment.corrects).alias("corrects"), pl.lit(adjustment.reason).alias("reason"))
+    ).with_columns(pl.lit(adjustment.correction.corrects).alias("corrects"),
+                   pl.lit(adjustment.correction.reason).alias("reason"))
 
 
 def currency_changes(adjustment: Adjustment, new_totals: dict[str, dict[str, int]]) -> dict:

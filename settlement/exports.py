@@ -368,10 +368,10 @@ def allocation_table(s: Settlement, currency_of: pl.DataFrame) -> pl.LazyFrame:
 
 
 def summary(s: Settlement, adjustment: Adjustment | None = None) -> dict:
-    """summary.json of a run; of an adjustment run, with the run it corrects, why, and the
-    payable and carried-forward totals before and after."""
+    """summary.json of a run; of an adjustment run, with the run it corrects, why, and each
+    total before and after."""
     corrected = {} if adjustment is None else {"adjustment": {
-        "corrects": adjustment.corrects, "reason": adjustment.reason,
+        "corrects": adjustment.correction.corrects, "reason": adjustment.correction.reason,
         "currencies": currency_changes(adjustment, s.totals)}}
     return summary_of(s, {currency: {name: format_minor(value, currency) for name, value in totals.items()}
                           for currency, totals in s.totals.items()},

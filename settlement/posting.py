@@ -45,7 +45,6 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from contracts.errors import RunConflict, SettlementError
-from settlement import keys
 from settlement.adjust import TOTALS, Adjustment
 
 GENESIS = "0" * 64  # the previous hash of the first run
@@ -380,15 +379,15 @@ def posted_balance_rows(engine: Engine, run_id: str) -> list[dict]:
     return raw_rows(engine, "holder_balance", ("holder_id", "currency", *AMOUNT_COLUMNS), run_id)
 
 
-def run_problems(engine: Engine, run: RunRecord, number: int, previous: str) -> list[str]:
-    """What is wrong with the `number`th run of the chain, whose predecessor hashes to `previous`."""
+def run_problems(run: RunRecord, number: int, previous: str, totals: list[dict], balances: list[dict]) -> list[str]:
+    """What is wrong with the `number`th run of the chain, whose predecessor hashes to `previous`,
+    given its `totals` and `balances` as the database holds them."""
     problems = []
     if run.sequence != number:
         problems.append(f"{run.run_id}: sequence {run.sequence}, expected {number} (a run is missing)")
     if run.previous_hash != previous:
         problems.append(f"{run.run_id}: links to {run.previous_hash[:16]}..., but the run before it hashes "
                         f"to {previous[:16]}...")
-    totals, balances = posted_totals(engine, run.run_id), posted_balance_rows(engine, run.run_id)
     amounts = [row[c] for row in totals for c in TOTALS] + [row[c] for row in balances for c in AMOUNT_COLUMNS]
     if any(type(amount) is not int for amount in amounts):
         problems.append(f"{run.run_id}: holds amounts that are not integers of minor units")
@@ -411,7 +410,8 @@ def verify(engine: Engine, last: str | None = None) -> tuple[int, str, list[str]
                             "(the next run posted makes them again)")
         runs = chain(engine)
         for number, run in enumerate(runs, start=1):
-            problems += run_problems(engine, run, number, previous)
+            problems += run_problems(run, number, previous, posted_totals(engine, run.run_id),
+                                     posted_balance_rows(engine, run.run_id))
             previous = run.hash
     if last is not None and last not in {run.hash for run in runs}:
         problems.append(f"no run hashes to {last}: runs were removed from the chain, or the hash is not this "
@@ -419,15 +419,18 @@ def verify(engine: Engine, last: str | None = None) -> tuple[int, str, list[str]
     return len(runs), previous, problems
 
 
-def posted_balances(engine: Engine, run: RunRecord) -> pl.DataFrame:
-    """A posted run's balances, checked against its hash first (an adjustment builds on them)."""
+def checked_figures(engine: Engine, run: RunRecord) -> tuple[list[dict], pl.DataFrame]:
+    """A posted run's totals and balances (sorted by holder and currency), checked against its
+    hash first: an adjustment builds on them."""
     with Session(engine) as session:
         before = session.exec(select(RunRecord.hash).where(RunRecord.sequence == run.sequence - 1)).first()
-    problems = run_problems(engine, run, run.sequence, GENESIS if run.sequence == 1 else before or "(no run)")
+    totals, balances = posted_totals(engine, run.run_id), posted_balance_rows(engine, run.run_id)
+    problems = run_problems(run, run.sequence, GENESIS if run.sequence == 1 else before or "(no run)", totals,
+                            balances)
     if problems:
         raise LedgerError(f"run {run.run_id} in the ledger is not as it was posted: {'; '.join(problems)}")
     schema = {"holder_id": pl.String, "currency": pl.String, **{c: pl.Int64 for c in AMOUNT_COLUMNS}}
-    return pl.DataFrame(posted_balance_rows(engine, run.run_id), schema=schema).sort("holder_id", "currency")
+    return totals, pl.DataFrame(balances, schema=schema).sort("holder_id", "currency")
 
 
 # --------------------------------------------------------------------------- deciding and posting
@@ -544,7 +547,7 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
     id is known, before anything is written. The outputs are written to a new folder beside
     `out` and take its place only once the run is posted (or found posted, with the same
     bytes): a run the ledger refuses leaves `out` as it was."""
-    from settlement.exports import check_folder, export
+    from settlement.exports import balances_as_text, check_folder, export
     from settlement.run import Correction, settle
 
     if ledger is None:
@@ -558,9 +561,10 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
             run_of_period(engine, period.name, correction.corrects)
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
-        adjustment = None if decision.corrects is None else Adjustment(
-            decision.corrects.run_id, correction.reason,  # the run id holds the correction: it is this one
-            posted_balances(engine, decision.corrects), posted_totals(engine, decision.corrects.run_id))
+        adjustment = None  # the run id holds the correction: a run found posted was posted with it
+        if decision.corrects is not None:
+            old_totals, old = checked_figures(engine, decision.corrects)
+            adjustment = Adjustment(correction, old, old_totals)
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.posting-", dir=out.parent))
         try:
@@ -569,11 +573,11 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
             check_folder(out)  # still an earlier run's outputs, or nothing, before the run is posted
             record, fresh = (decision.posted, False) if decision.posted else post(engine, Posting(
                 run_id=settlement.run_id, period=period.name, kind=decision.kind,
-                corrects=adjustment.corrects if adjustment else None,
-                reason=adjustment.reason if adjustment else None, clock=clock,
+                corrects=correction.corrects if correction else None,
+                reason=correction.reason if correction else None, clock=clock,
                 rules_version=summary["rules_version"], engine_version=summary["engine_version"],
                 manifest_sha256=manifest, totals=total_rows(settlement.totals),
-                balances=balance_rows(keys.decoded(settlement.ledger.balances, settlement.ledger.types))))
+                balances=balance_rows(balances_as_text(settlement))))
             if not fresh:
                 confirmed(record, manifest)
         except BaseException:

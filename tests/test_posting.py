@@ -395,7 +395,7 @@ def test_a_posted_run_holds_the_runs_totals_and_balances_to_the_minor_unit(data)
         assert [run.run_id for run in posting.chain(engine)] == [summary["run_id"]]
         totals = {t["currency"]: t for t in posting.posted_totals(engine, summary["run_id"])}
         assert sorted(totals) == sorted(summary["currencies"])
-        held = posting.posted_balances(engine, posting.run_record(engine, summary["run_id"]))
+        held = posting.checked_figures(engine, posting.run_record(engine, summary["run_id"]))[1]
         for currency, figures in summary["currencies"].items():
             digits = len(figures["charged"].partition(".")[2])
             for name, amount in figures.items():
