@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -214,6 +215,53 @@ def print_preview(summary: dict, out: Path) -> None:
         console.print(f"  warning: {warning}")
     console.print(f"  invoices: {out / 'invoices'}/  quarantine: {out / 'quarantine.csv'}  "
                   f"summary: {out / 'summary.json'}")
+
+
+@app.command()
+def replay(run_out: Annotated[Path, typer.Argument(help="the run's output folder (its manifest.json pins every file)")],
+           inputs: Inputs, usage: UsageOption = None, ledger: Annotated[str | None, typer.Option(
+               "--ledger", envvar="SETTLE_LEDGER",
+               help="check that the run is posted there with this manifest (needed to replay an adjustment)")] = None,
+           out: Annotated[Path | None, typer.Option(
+               "--out", help="keep the replayed outputs in this new or empty folder (default: a temporary one)")] = None,
+           quiet: QuietOption = False) -> None:
+    """Settle a run again from its inputs and check that every output comes out byte for
+    byte as its manifest.json pins it; exit code 1 names each file that does not."""
+    from settlement.exports import check_folder
+    from settlement.replay import replay as replayed
+
+    try:
+        if out is not None:
+            check_folder(out)
+        with StageProgress(enabled=not quiet and Console().is_interactive) as progress:
+            result = replayed(run_out, lambda: load_inputs(inputs, usage), ledger, out, progress)
+    except SettlementError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(stopped_by("replay", error, out or Path(tempfile.gettempdir())))
+    print_replay(result, quiet)
+
+
+def print_replay(result, quiet: bool) -> None:
+    """Say what the replay found; exit code 1 when anything differs."""
+    pinned = result.pinned
+    what = "preview" if pinned.preview else ("adjustment" if "adjustment" in pinned.summary else "settlement")
+    if result.problems:
+        console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+        console.print(f"error: run {pinned.run_id} ({pinned.summary['period']}, {what}) does not replay:")
+        for problem in result.problems:
+            console.print(f"  {problem}")
+        if result.replayed and any(problem.startswith("output ") for problem in result.problems):
+            console.print("  settled again from the inputs, the run gives every file as its manifest pins it: "
+                          "the files named were changed after the run")
+        raise typer.Exit(1)
+    if quiet:
+        return
+    console = Console(soft_wrap=True, highlight=False, markup=False)
+    console.print(f"Replayed {pinned.run_id} ({pinned.summary['period']}, {what}): {result.inputs} inputs as pinned, "
+                  f"{result.outputs} outputs and manifest.json identical byte for byte")
+    if result.ledger:
+        console.print(f"  ledger: {result.ledger}")
 
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Read and check the ledger database of posted runs.")

@@ -50,11 +50,14 @@ def test_settle_commands_shown_run(tmp_path):
     """Each `settle ...` command in the README succeeds (output redirected to a temporary folder)."""
     settle_lines = [c for c in shown_commands() if c.startswith("settle ")]
     assert settle_lines
+    written = set()  # the output folders and ledgers of the commands run so far, by the README's names
     for command in settle_lines:
         args = shlex.split(command)[1:]
         for option in ("--out", "--ledger"):  # in a temporary folder, by the name the README gives
             if option in args:
                 where = args.index(option) + 1
+                written.add(args[where])
                 args[where] = str(tmp_path / Path(args[where]).name)
+        args = [str(tmp_path / arg) if arg in written else arg for arg in args]  # a run's folder read again
         done = settle_cli(*args)
         assert done.returncode == 0, (command, done.stderr)
