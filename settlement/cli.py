@@ -264,6 +264,32 @@ def print_replay(result, quiet: bool) -> None:
         console.print(f"  ledger: {result.ledger}")
 
 
+@app.command()
+def explain(run_out: Annotated[Path, typer.Argument(help="the run's output folder")], inputs: Inputs,
+            holder: Annotated[str, typer.Option("--holder", help="the rights holder's id")],
+            work: Annotated[str | None, typer.Option("--work", help="only the holder's lines on this work")] = None,
+            contract: Annotated[str | None, typer.Option("--contract", help="only this contract's lines")] = None,
+            use_type: Annotated[str | None, typer.Option("--use-type", help="only this use type's lines")] = None
+            ) -> None:
+    """Why did a holder get this amount for a work? Each step of each line, worked out again
+    from the run's files by the published rules and checked; exit code 1 if any figure is
+    not what the rules give."""
+    from settlement.explain import explain as explained
+
+    try:
+        result = explained(run_out, inputs, holder, work, contract, use_type)
+    except SettlementError as error:
+        fail(str(error))
+    console = Console(soft_wrap=True, highlight=False, markup=False)
+    for line in result.lines:
+        console.print(line)
+    if result.mismatches:
+        Console(stderr=True, soft_wrap=True, highlight=False, markup=False).print(
+            f"error: {result.mismatches} figure{'s' if result.mismatches != 1 else ''} of the run "
+            f"{'are' if result.mismatches != 1 else 'is'} not what the rules give (marked ✗)")
+        raise typer.Exit(1)
+
+
 ledger_app = typer.Typer(no_args_is_help=True, help="Read and check the ledger database of posted runs.")
 app.add_typer(ledger_app, name="ledger")
 LedgerArgument = Annotated[str, typer.Option("--ledger", envvar="SETTLE_LEDGER",

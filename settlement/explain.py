@@ -1,0 +1,331 @@
+"""Explain: why did holder H get this amount for work W? (DESIGN.md, "Who uses it", 3.)
+
+An auditor's answer, step by step, for each holder line asked about: the contract's
+terms as invoiced, each term's part for the work by largest remainder (rule 2), the
+work's amount over the split's holders by their shares (rule 3), commission,
+withholding spread over the holder's lines, net (rule 4), and whether the holder's
+balance is paid or carried forward.
+
+Every step is worked out again from the run's own files (allocations.csv, lines.parquet,
+the invoices and statements, checked against the manifest first) and the two inputs that
+hold rates (the policy's commission, the holders' withholding), by the published rules
+(README, "Apportionment rules"), not by the engine's code: so the explanation is also a
+check. A figure the rules do not give is marked; `Explanation.mismatches` counts them.
+
+The parts a largest-remainder step is ranked among (a term's parts over a million works,
+a holder's lines) are frames, ranked by frame operations; only the few lines explained,
+and the holders of their splits, are worked out one by one, as exact fractions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from math import lcm
+from pathlib import Path
+
+import polars as pl
+
+from contracts.errors import InputError
+from contracts.loading import load_rows, load_yaml, sha256_file
+from contracts.numbers import parse_exact
+from contracts.parties import RightsHolder
+from contracts.policy import DistributionPolicy
+from settlement.money import exponent, format_minor, round_half_even
+from settlement.replay import Pinned
+
+LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id"]
+PART_KEY = ["work_key", "use_type", "version"]  # level 1's tie-break
+MOST_LINES = 20  # lines explained at once; more are counted, and the options narrow them
+
+
+@dataclass(frozen=True)
+class Share:
+    """One part of a largest-remainder split (rule 5), worked out again: `total` units over
+    parts weighing `weight_sum`, this part weighing `weight`, ranked `rank` (from 0) by
+    remainder, largest first, ties to the smaller key."""
+
+    total: int
+    weight: int
+    weight_sum: int
+    parts: int
+    floor: int
+    leftover: int
+    rank: int
+
+    @property
+    def amount(self) -> int:
+        return self.floor + (1 if self.rank < self.leftover else 0)
+
+    @property
+    def exact(self) -> Fraction:
+        return Fraction(self.total * self.weight, self.weight_sum)
+
+
+def key_before(key: list[str], values: tuple) -> pl.Expr:
+    """Rows whose `key` comes before `values`, column by column (strings by code point)."""
+    first, rest = pl.col(key[0]), key[1:]
+    before = first < values[0]
+    return before if not rest else before | ((first == values[0]) & key_before(rest, values[1:]))
+
+
+def recomputed_share(parts: pl.DataFrame, total: int, target: pl.Expr, key: list[str]) -> Share:
+    """The part of `total` that the row `target` of `parts` (with an integer `weight` and the
+    string columns `key`, the tie-break) gets by rule 5."""
+    parts = parts.with_columns(pl.col("weight").cast(pl.Int128), *(pl.col(k).fill_null("") for k in key))
+    weight_sum = int(parts["weight"].sum())
+    product = pl.lit(total, dtype=pl.Int128) * pl.col("weight")
+    parts = parts.with_columns((product // weight_sum).alias("floor"), (product % weight_sum).alias("remainder"))
+    mine = parts.filter(target)
+    remainder, values = mine["remainder"][0], mine.select(key).row(0)
+    ahead = parts.filter((pl.col("remainder") > remainder) | ((pl.col("remainder") == remainder)
+                                                            & key_before(key, values))).height
+    return Share(total, int(mine["weight"][0]), weight_sum, parts.height, int(mine["floor"][0]),
+                 total - int(parts["floor"].sum()), ahead)
+
+
+def exact_text(value: Fraction, currency: str) -> str:
+    """An exact amount in major units: its digits to four places past the currency's, and `…`
+    when it goes on."""
+    places = exponent(currency) + 4
+    scaled = value * 10**places
+    whole = scaled.numerator // scaled.denominator
+    text = format(Decimal(whole).scaleb(-places), "f")
+    if whole != scaled:
+        return text + "…"
+    keep = len(text) - 4 if exponent(currency) else len(text) - 5  # the currency's digits, and its point
+    return text[:keep] + text[keep:].rstrip("0").rstrip(".")
+
+
+def share_text(share: Share, currency: str, what: str) -> str:
+    """How a largest-remainder share comes about, in words."""
+    money = lambda minor: format_minor(minor, currency)
+    unit = format_minor(1, currency)
+    units = f"{share.leftover} leftover unit{'s' if share.leftover != 1 else ''} of {unit}"
+    extra = (f"ranks {share.rank + 1} of {share.parts} by remainder, and {units} "
+             + ("go to the first " + str(share.leftover) if share.leftover != 1 else "goes to the first"))
+    return (f"{money(share.total)} × {share.weight} / {share.weight_sum} ({what}) = "
+            f"{exact_text(share.exact / 10**exponent(currency), currency)} → floor {money(share.floor)}; {extra} "
+            f"→ {money(share.amount)}")
+
+
+def half_even_text(amount: int, rate: Fraction, currency: str) -> tuple[int, str]:
+    """amount × rate, rounded half-even, and how."""
+    exact = amount * rate
+    rounded = round_half_even(exact)
+    return rounded, (f"{format_minor(amount, currency)} × {rate_text(rate)} = "
+                     f"{exact_text(exact / 10**exponent(currency), currency)} → half-even {format_minor(rounded, currency)}")
+
+
+def rate_text(rate: Fraction) -> str:
+    return str(rate) if rate.denominator not in (1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 1000) else format(
+        Decimal(rate.numerator) / Decimal(rate.denominator), "f")
+
+
+@dataclass
+class Explanation:
+    """What `explain` says: its lines of text, how many figures the rules do not give, and
+    how many holder lines matched (of which at most MOST_LINES are explained)."""
+
+    lines: list[str] = field(default_factory=list)
+    mismatches: int = 0
+    matched: int = 0
+
+    def check(self, text: str, written: int, expected: int, currency: str, indent: str = "     ") -> None:
+        """A step: `text`, then whether the run wrote what the rules give."""
+        if written == expected:
+            self.lines.append(f"{indent}{text}  ✓")
+        else:
+            self.mismatches += 1
+            self.lines.append(f"{indent}{text}  ✗ the run wrote {format_minor(written, currency)}")
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a run an explanation reads, checked against its manifest."""
+
+    pinned: Pinned
+    policy: DistributionPolicy
+    holders: dict[str, RightsHolder]
+    pins: dict[str, str]  # the SHA-256 of every file the manifest names, by its name
+
+    @property
+    def folder(self) -> Path:
+        return self.pinned.folder
+
+    def lines(self) -> pl.LazyFrame:
+        enums = ["licensee_id", "contract_id", "use_type", "split_version", "right", "share", "currency"]
+        return pl.scan_parquet(self.folder / "lines.parquet").with_columns(pl.col(enums).cast(pl.String))
+
+    def allocations(self) -> pl.LazyFrame:
+        return pl.scan_csv(self.folder / "allocations.csv", infer_schema=False).with_columns(
+            pl.col("weight").cast(pl.Int64), pl.col("amount").str.replace(".", "", literal=True).cast(pl.Int64)
+            .alias("amount_minor"))
+
+    def invoice_term(self, licensee: str, contract: str, term: str) -> dict:
+        name = f"invoices/{licensee}.json"
+        checked(self.folder, self.pins, [name])
+        invoice = json.loads((self.folder / name).read_text(encoding="utf-8"))
+        terms = next(c for c in invoice["contracts"] if c["contract_id"] == contract)["terms"]
+        return next(t for t in terms if t["term_id"] == term)
+
+    @staticmethod
+    def read(run_out: Path, inputs: Path, holder: str) -> "RunFiles":
+        pinned = Pinned.read(run_out)
+        if pinned.preview:
+            raise InputError(str(run_out), "is a preview, which allocates nothing", expected="a run's output folder")
+        pins = {entry["path"]: entry["sha256"] for entry in pinned.manifest["outputs"] + pinned.manifest["inputs"]}
+        policy_name = "policy.yaml" if "policy.yaml" in pins else "policy.json"
+        checked(run_out, pins, ["lines.parquet", "allocations.csv"])
+        checked(inputs, pins, [policy_name, "holders.csv"])
+        holders = {h.holder_id: h for h in load_rows(inputs / "holders.csv", RightsHolder)}
+        return RunFiles(pinned, load_yaml(inputs / policy_name, DistributionPolicy), holders, pins)
+
+
+def checked(folder: Path, pins: dict[str, str], names: list[str]) -> None:
+    """Refuse a file of `folder` that is not the one the manifest pins: it would explain another run."""
+    for name in names:
+        path = folder / name
+        if name not in pins or not path.is_file():
+            raise InputError(str(path), "is not a file of the run", expected="a file its manifest.json names")
+        if sha256_file(path) != pins[name]:
+            raise InputError(str(path), "is not the file the run's manifest.json pins (its SHA-256 differs)",
+                             expected="the run's own file: `settle replay` shows what else differs")
+
+
+def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, contract: str | None = None,
+            use_type: str | None = None) -> Explanation:
+    """Explain holder `holder`'s lines in the run in `run_out` (narrowed to a work, a contract, a
+    use type), with the rates of the run's `inputs` folder."""
+    files = RunFiles.read(run_out, inputs, holder)
+    holder_lines = files.lines().filter(pl.col("holder_id") == holder).collect()
+    wanted = [pl.col(column) == value for column, value in
+              (("work_id", work), ("contract_id", contract), ("use_type", use_type)) if value is not None]
+    chosen = holder_lines.filter(*wanted) if wanted else holder_lines
+    if chosen.is_empty():
+        asked = ", ".join(f"{c} {v}" for c, v in (("work", work), ("contract", contract), ("use type", use_type)) if v)
+        raise InputError(str(run_out), f"holder {holder} has no line in run {files.pinned.run_id}"
+                                       + (f" for {asked}" if asked else ""), expected="a holder with lines in lines.csv (on that work, contract or use type)")
+    result = Explanation(matched=chosen.height)
+    for line in chosen.sort(LINE_KEY).head(MOST_LINES).iter_rows(named=True):
+        explain_line(result, files, line, holder_lines)
+    if chosen.height > MOST_LINES:
+        result.lines.append(f"({chosen.height - MOST_LINES} more lines of {holder} match: narrow them with --work, "
+                            "--contract or --use-type)")
+    for currency in sorted(chosen["currency"].unique().to_list()):
+        explain_balance(result, files, holder, currency, holder_lines.filter(pl.col("currency") == currency))
+    return result
+
+
+def explain_line(result: Explanation, files: RunFiles, line: dict, holder_lines: pl.DataFrame) -> None:
+    currency = line["currency"]
+    result.lines.append(
+        f"{line['holder_id']} on {line['work_id']} ({line['use_type']}, split {line['split_version']}) under "
+        f"{line['contract_id']} of {line['licensee_id']}, {currency}, run {files.pinned.run_id}:")
+    work_amount = explain_level_one(result, files, line)
+    gross = explain_level_two(result, files, line, work_amount)
+    commission = explain_commission(result, files, line, gross)
+    withholding = explain_withholding(result, files, line, holder_lines)
+    net = gross - commission - withholding
+    result.check(f"5. net = {format_minor(gross, currency)} − {format_minor(commission, currency)} − "
+                 f"{format_minor(withholding, currency)} = {format_minor(net, currency)} (lines.csv)",
+                 line["net_minor"], net, currency, indent="  ")
+
+
+def explain_level_one(result: Explanation, files: RunFiles, line: dict) -> int:
+    """Rule 2: each term's part for the line's (work, use type, version); returns the work's amount."""
+    currency, contract = line["currency"], line["contract_id"]
+    mine = ((pl.col("contract_id") == contract) & (pl.col("work_key") == line["work_id"])
+            & (pl.col("use_type") == line["use_type"]) & (pl.col("version") == line["split_version"]))
+    terms = files.allocations().filter(mine & (pl.col("status") == "accepted")).select("term_id").collect()
+    every_part = files.allocations().filter((pl.col("contract_id") == contract)
+                                            & pl.col("term_id").is_in(terms["term_id"].implode())).collect()
+    result.lines.append("  1. each term of the contract as invoiced, allocated over its base by largest remainder "
+                        "(allocations.csv):")
+    work_amount = 0
+    for term_id in sorted(terms["term_id"].to_list()):
+        parts = every_part.filter(pl.col("term_id") == term_id)
+        term = files.invoice_term(line["licensee_id"], contract, term_id)
+        total = int(parts["amount_minor"].sum())
+        result.check(f"{term_id} ({term['type']}{', ' + term['basis'] if term.get('basis') else ''}): exact "
+                     f"{term['exact']}, rounded {term['rounded']}, charged {term['charged']}; its parts sum to "
+                     f"{format_minor(total, currency)}", total, round_half_even(parse_exact(term['charged'])
+                                                                                 * 10**exponent(currency)), currency)
+        share = recomputed_share(parts, total, mine, PART_KEY)
+        written = int(parts.filter(mine)["amount_minor"][0])
+        result.check("   " + share_text(share, currency, "this work's weight of the term's"), written, share.amount,
+                     currency)
+        work_amount += written
+    result.lines.append(f"     the work's amount under the contract: {format_minor(work_amount, currency)}")
+    return work_amount
+
+
+def explain_level_two(result: Explanation, files: RunFiles, line: dict, work_amount: int) -> int:
+    """Rule 3: the work's amount over the holders of its split by their shares; returns the gross."""
+    currency = line["currency"]
+    key = ["licensee_id", "contract_id", "work_id", "use_type", "split_version"]
+    holders = files.lines().filter(*(pl.col(k) == line[k] for k in key)).select(
+        "holder_id", "share", "gross_minor").collect().sort("holder_id")
+    shares = [parse_exact(text) for text in holders["share"]]
+    scale = lcm(*(s.denominator for s in shares))
+    parts = holders.with_columns(pl.Series("weight", [int(s * scale) for s in shares], dtype=pl.Int64))
+    gross_sum = int(holders["gross_minor"].sum())
+    listed = ", ".join(f"{h} {s}" for h, s in zip(holders["holder_id"], holders["share"]))
+    result.check(f"2. to the holders of split {line['split_version']} by their shares ({listed}); their gross "
+                 f"sums to {format_minor(gross_sum, currency)}", gross_sum, work_amount, currency, indent="  ")
+    share = recomputed_share(parts, work_amount, pl.col("holder_id") == line["holder_id"], ["holder_id"])
+    result.check(share_text(share, currency, f"{line['holder_id']}'s share, {line['share']}") + " gross",
+                 line["gross_minor"], share.amount, currency)
+    return share.amount
+
+
+def explain_commission(result: Explanation, files: RunFiles, line: dict, gross: int) -> int:
+    """Rule 4: commission on the line, gross × the use type's rate, half-even."""
+    rate = Fraction(dict(files.policy.commission).get(line["use_type"], 0))
+    commission, text = half_even_text(gross, rate, line["currency"])
+    result.check(f"3. commission at the policy's {line['use_type']} rate: {text}", line["commission_minor"],
+                 commission, line["currency"], indent="  ")
+    return commission
+
+
+def explain_withholding(result: Explanation, files: RunFiles, line: dict, holder_lines: pl.DataFrame) -> int:
+    """Rule 4: the holder's withholding in the currency, on its total after commission, and
+    this line's part of it by largest remainder over the holder's lines."""
+    currency, holder = line["currency"], line["holder_id"]
+    lines = holder_lines.filter(pl.col("currency") == currency).with_columns(
+        (pl.col("gross_minor") - pl.col("commission_minor")).alias("weight"))
+    after = int(lines["weight"].sum())
+    rate = Fraction(files.holders[holder].withholding_rate)
+    total, text = half_even_text(after, rate, currency)
+    result.lines.append(f"  4. withholding at {holder}'s rate on its {currency} total after commission over "
+                        f"{lines.height} line{'s' if lines.height != 1 else ''}: {text}")
+    if total == 0:
+        result.check("nothing to spread over the lines: 0", line["withholding_minor"], 0, currency)
+        return 0
+    this = pl.all_horizontal(pl.col(k) == line[k] for k in LINE_KEY)
+    share = recomputed_share(lines, total, this, LINE_KEY)
+    result.check(share_text(share, currency, "this line's gross − commission of the holder's"),
+                 line["withholding_minor"], share.amount, currency)
+    return share.amount
+
+
+def explain_balance(result: Explanation, files: RunFiles, holder: str, currency: str, lines: pl.DataFrame) -> None:
+    """Rule 4's threshold: the holder's net in the currency, paid or carried forward (its statement)."""
+    net = int(lines["net_minor"].sum())
+    own = files.holders[holder]
+    major = (own.payout_threshold if own.payout_threshold is not None and own.payout_currency == currency
+             else files.policy.thresholds.get(currency, 0))
+    threshold = round_half_even(Fraction(major) * 10**exponent(currency))
+    paid = net >= threshold
+    checked(files.folder, files.pins, [f"statements/{holder}.csv"])
+    statement = pl.read_csv(files.folder / "statements" / f"{holder}.csv", infer_schema=False).filter(
+        (pl.col("currency") == currency) & pl.col("record").is_in(["payable", "carried_forward"]))
+    written = {row["record"]: row["net"] for row in statement.iter_rows(named=True)}
+    figure = "payable" if paid else "carried_forward"
+    result.check(f"{holder}'s {currency} net over all its lines is {format_minor(net, currency)}, "
+                 f"{'at least' if paid else 'below'} the threshold {format_minor(threshold, currency)}: "
+                 f"{figure.replace('_', ' ')} {format_minor(net, currency)} (statements/{holder}.csv)",
+                 round_half_even(parse_exact(written.get(figure, "0")) * 10**exponent(currency)), net, currency,
+                 indent="")

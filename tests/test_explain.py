@@ -1,0 +1,108 @@
+"""Explain (`settle explain`): why a holder got an amount for a work, step by step by the
+published rules, worked out again from the run's files; a figure the rules do not give is
+marked (DESIGN.md, "Who uses it", 3: "why did holder H get this amount for work W?")."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import ROOT, settle_cli
+from contracts.errors import InputError
+from contracts.loading import load_inputs
+from settlement import money
+from settlement.exports import export
+from settlement.explain import MOST_LINES, explain
+from settlement.intake import Period
+from settlement.run import settle
+
+CLOCK = "2026-11-05T09:00:00Z"
+FIXTURES = ROOT / "fixtures"
+
+
+def settled(out: Path) -> Path:
+    with settle(load_inputs(FIXTURES), Period.parse("2026-10"), CLOCK) as settlement:
+        export(settlement, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory) -> Path:
+    return settled(tmp_path_factory.mktemp("run") / "out")
+
+
+def test_every_line_of_the_sample_month_is_what_the_rules_give(run_out):
+    """Each of the run's lines, worked out again from its files by the written rules: an
+    independent check of every level of every line, and of every holder's balance."""
+    lines = pl.read_parquet(run_out / "lines.parquet").with_columns(pl.col("contract_id", "use_type").cast(pl.String))
+    explained = 0
+    for holder, contract, use_type in lines.select("holder_id", "contract_id", "use_type").unique().sort(
+            pl.all()).iter_rows():
+        result = explain(run_out, FIXTURES, holder, contract=contract, use_type=use_type)
+        assert result.mismatches == 0, "\n".join(result.lines)
+        assert result.matched <= MOST_LINES, (holder, contract, use_type)  # every line shown
+        explained += result.matched
+    assert explained == lines.height == 1321
+
+
+def test_a_withheld_line_shows_the_holders_total_and_its_part(run_out):
+    result = explain(run_out, FIXTURES, "H012", work="W000023", use_type="train")
+    text = "\n".join(result.lines)
+    assert result.mismatches == 0 and result.matched == 1
+    assert "4. withholding at H012's rate on its EUR total after commission over" in text
+    assert " × 0.3 = " in text and "(this line's gross − commission of the holder's)" in text
+    assert text.splitlines()[-1].startswith("H012's EUR net over all its lines is ")
+
+
+def test_leftover_units_given_against_rule_5_are_marked(tmp_path, monkeypatch):
+    """A run whose largest remainder gives the leftover units to the smallest remainders
+    still conserves every amount; only the explanation finds it out."""
+    ranked = money.leftover_units
+    monkeypatch.setattr(money, "leftover_units", lambda groups, remainders, leftovers: ranked(
+        groups, remainders.max() - remainders, leftovers))
+    out = settled(tmp_path / "out")
+    result = explain(out, FIXTURES, "H009", work="W000001", use_type="train")
+    assert result.mismatches >= 1
+    assert any("✗ the run wrote" in line and "ranks" in line for line in result.lines)
+
+
+def test_a_commission_not_at_the_policys_rate_is_marked(tmp_path, monkeypatch):
+    from settlement import distribute
+
+    rates = distribute.Rates.of
+    monkeypatch.setattr(distribute.Rates, "of", staticmethod(lambda policy, holders, types: rates(
+        policy.model_copy(update={"commission": {**dict(policy.commission), "train": "0.11"}}), holders, types)))
+    out = settled(tmp_path / "out")
+    result = explain(out, FIXTURES, "H009", work="W000001", use_type="train")
+    commission = next(line for line in result.lines if "3. commission" in line)
+    assert "205.53 × 0.1 = 20.553 → half-even 20.55  ✗ the run wrote 22.61" in commission
+
+
+def test_lines_are_narrowed_and_the_rest_counted(run_out):
+    every = explain(run_out, FIXTURES, "H009")
+    assert every.matched == pl.read_parquet(run_out / "lines.parquet").filter(pl.col("holder_id") == "H009").height
+    shown = [line for line in every.lines if line.startswith("H009 on ")]
+    assert len(shown) == min(every.matched, MOST_LINES)
+    narrowed = explain(run_out, FIXTURES, "H009", work="W000001", contract="MUSIC-AI-2026")
+    assert narrowed.matched == 2 and all(" under MUSIC-AI-2026 " in line for line in narrowed.lines
+                                         if line.startswith("H009 on "))
+
+
+def test_the_command_line_explains_and_refuses_what_it_cannot(run_out, tmp_path):
+    done = settle_cli("explain", str(run_out), str(FIXTURES), "--holder", "H009", "--work", "W000001",
+                      "--use-type", "fine_tune")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("H009 on W000001 (fine_tune, split 2020-01-01) under MUSIC-AI-2026")
+    assert "12.43 gross  ✓" in done.stdout and "5. net = 12.43 − 1.24 − 0.00 = 11.19 (lines.csv)  ✓" in done.stdout
+    done = settle_cli("explain", str(run_out), str(FIXTURES), "--holder", "H004")
+    assert done.returncode == 2 and "holder H004 has no line in run" in done.stderr
+    inputs = tmp_path / "inputs"
+    shutil.copytree(FIXTURES, inputs)
+    (inputs / "policy.yaml").write_text((FIXTURES / "policy.yaml").read_text(encoding="utf-8").replace(
+        '"0.10"', '"0.11"'), encoding="utf-8")
+    done = settle_cli("explain", str(run_out), str(inputs), "--holder", "H009")
+    assert done.returncode == 2 and "policy.yaml: is not the file the run's manifest.json pins" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
