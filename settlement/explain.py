@@ -120,8 +120,12 @@ def half_even_text(amount: int, rate: Fraction, currency: str) -> tuple[int, str
 
 
 def rate_text(rate: Fraction) -> str:
-    return str(rate) if rate.denominator not in (1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 1000) else format(
-        Decimal(rate.numerator) / Decimal(rate.denominator), "f")
+    """A rate as a decimal when it terminates (0.15), else as a fraction (1/3)."""
+    denominator = rate.denominator
+    for factor in (2, 5):
+        while denominator % factor == 0:
+            denominator //= factor
+    return str(rate) if denominator != 1 else format(Decimal(rate.numerator) / Decimal(rate.denominator), "f")
 
 
 @dataclass
