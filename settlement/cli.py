@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -227,41 +226,67 @@ def replay(run_out: Annotated[Path, typer.Argument(help="the run's output folder
            quiet: QuietOption = False) -> None:
     """Settle a run again from its inputs and check that every output comes out byte for
     byte as its manifest.json pins it; exit code 1 names each file that does not."""
-    from settlement.exports import check_folder
     from settlement.replay import replay as replayed
 
     try:
-        if out is not None:
-            check_folder(out)
         with StageProgress(enabled=not quiet and Console().is_interactive) as progress:
             result = replayed(run_out, lambda: load_inputs(inputs, usage), ledger, out, progress)
     except SettlementError as error:
         fail(str(error))
-    except OSError as error:
-        fail(stopped_by("replay", error, out or Path(tempfile.gettempdir())))
+    except OSError as error:  # the machine's: a file that cannot be read, a full disk
+        where = f": {error.filename}" if error.filename else ""
+        fail(f"the replay stopped on a system error ({error.strerror or error}{where})")
     print_replay(result, quiet)
 
 
 def print_replay(result, quiet: bool) -> None:
     """Say what the replay found; exit code 1 when anything differs."""
     pinned = result.pinned
-    what = "preview" if pinned.preview else ("adjustment" if "adjustment" in pinned.summary else "settlement")
     if result.problems:
         console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
-        console.print(f"error: run {pinned.run_id} ({pinned.summary['period']}, {what}) does not replay:")
+        console.print(f"error: run {pinned.run_id} does not replay:")
         for problem in result.problems:
             console.print(f"  {problem}")
-        if result.replayed and any(problem.startswith("output ") for problem in result.problems):
+        if result.replayed and result.changed_outputs:
             console.print("  settled again from the inputs, the run gives every file as its manifest pins it: "
                           "the files named were changed after the run")
         raise typer.Exit(1)
     if quiet:
         return
     console = Console(soft_wrap=True, highlight=False, markup=False)
-    console.print(f"Replayed {pinned.run_id} ({pinned.summary['period']}, {what}): {result.inputs} inputs as pinned, "
-                  f"{result.outputs} outputs and manifest.json identical byte for byte")
+    console.print(f"Replayed {pinned.run_id} ({pinned.summary['period']}, {pinned.kind}): {result.inputs} inputs as "
+                  f"pinned, {result.outputs} outputs and manifest.json identical byte for byte")
     if result.ledger:
         console.print(f"  ledger: {result.ledger}")
+    elif pinned.preview:
+        console.print("  ledger: not looked in (a preview is never posted)")
+
+
+@app.command()
+def check(run_out: Annotated[Path, typer.Argument(help="the run's output folder")]) -> None:
+    """Check a run's invariants from its output files alone: the manifest, both allocation
+    levels, every line's net, the statements, conservation per currency and the usage rows'
+    accounting; exit code 1 names each that does not hold, with its figures."""
+    from settlement.check import check as checked
+
+    try:
+        pinned, findings = checked(run_out)
+    except SettlementError as error:
+        fail(str(error))
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        fail(f"the check stopped on a system error ({error.strerror or error}{where})")
+    console = Console(soft_wrap=True, highlight=False, markup=False)
+    console.print(f"Checked {pinned.run_id} ({pinned.summary['period']}, {pinned.kind}) from its files:")
+    for holds in findings.passed:
+        console.print(f"  ✓ {holds}")
+    if findings.failed:
+        errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+        for problem in findings.failed:
+            errors.print(f"  ✗ {problem}")
+        errors.print(f"error: {len(findings.failed)} invariant{'s' if len(findings.failed) != 1 else ''} of run "
+                     f"{pinned.run_id} do{'es' if len(findings.failed) == 1 else ''} not hold")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -99,14 +99,19 @@ def exact_text(value: Fraction, currency: str) -> str:
     return text[:keep] + text[keep:].rstrip("0").rstrip(".")
 
 
-def share_text(share: Share, currency: str, what: str) -> str:
-    """How a largest-remainder share comes about, in words."""
+def share_text(share: Share, currency: str, what: str, money_weights: bool = False) -> str:
+    """How a largest-remainder share comes about, in words; `money_weights`: the weights are
+    amounts of the currency, shown as such."""
     money = lambda minor: format_minor(minor, currency)
     unit = format_minor(1, currency)
     units = f"{share.leftover} leftover unit{'s' if share.leftover != 1 else ''} of {unit}"
     extra = (f"ranks {share.rank + 1} of {share.parts} by remainder, and {units} "
              + ("go to the first " + str(share.leftover) if share.leftover != 1 else "goes to the first"))
-    return (f"{money(share.total)} × {share.weight} / {share.weight_sum} ({what}) = "
+    if share.leftover == 0:
+        extra = "no leftover units"
+    weight, weight_sum = ((money(share.weight), money(share.weight_sum)) if money_weights
+                          else (share.weight, share.weight_sum))
+    return (f"{money(share.total)} × {weight} / {weight_sum} ({what}) = "
             f"{exact_text(share.exact / 10**exponent(currency), currency)} → floor {money(share.floor)}; {extra} "
             f"→ {money(share.amount)}")
 
@@ -139,11 +144,12 @@ class Explanation:
 
     def check(self, text: str, written: int, expected: int, currency: str, indent: str = "     ") -> None:
         """A step: `text`, then whether the run wrote what the rules give."""
-        if written == expected:
-            self.lines.append(f"{indent}{text}  ✓")
-        else:
-            self.mismatches += 1
-            self.lines.append(f"{indent}{text}  ✗ the run wrote {format_minor(written, currency)}")
+        self.claim(f"{indent}{text}", written == expected, f"the run wrote {format_minor(written, currency)}")
+
+    def claim(self, text: str, holds: bool, otherwise: str) -> None:
+        """`text`, marked ✓ if it `holds`, else ✗ and what the run did `otherwise`."""
+        self.mismatches += not holds
+        self.lines.append(f"{text}  ✓" if holds else f"{text}  ✗ {otherwise}")
 
 
 @dataclass(frozen=True)
@@ -161,11 +167,12 @@ class RunFiles:
 
     def lines(self) -> pl.LazyFrame:
         enums = ["licensee_id", "contract_id", "use_type", "split_version", "right", "share", "currency"]
-        return pl.scan_parquet(self.folder / "lines.parquet").with_columns(pl.col(enums).cast(pl.String))
+        return pl.scan_parquet(self.folder / "lines.parquet", glob=False).with_columns(pl.col(enums).cast(pl.String))
 
     def allocations(self) -> pl.LazyFrame:
-        return pl.scan_csv(self.folder / "allocations.csv", infer_schema=False).with_columns(
-            pl.col("weight").cast(pl.Int64), pl.col("amount").str.replace(".", "", literal=True).cast(pl.Int64)
+        # Int128: usage units reach 10^18, and an output without attribution weighs 10^9 of them
+        return pl.scan_csv(self.folder / "allocations.csv", infer_schema=False, glob=False).with_columns(
+            pl.col("weight").cast(pl.Int128), pl.col("amount").str.replace(".", "", literal=True).cast(pl.Int128)
             .alias("amount_minor"))
 
     def invoice_term(self, licensee: str, contract: str, term: str) -> dict:
@@ -192,8 +199,11 @@ def checked(folder: Path, pins: dict[str, str], names: list[str]) -> None:
     """Refuse a file of `folder` that is not the one the manifest pins: it would explain another run."""
     for name in names:
         path = folder / name
-        if name not in pins or not path.is_file():
-            raise InputError(str(path), "is not a file of the run", expected="a file its manifest.json names")
+        if name not in pins:
+            raise InputError(str(path), "is not a file the run's manifest.json names",
+                             expected="the folder the run read, or the run's output folder")
+        if not path.is_file():
+            raise InputError(str(path), "is missing", expected="the file the run's manifest.json names")
         if sha256_file(path) != pins[name]:
             raise InputError(str(path), "is not the file the run's manifest.json pins (its SHA-256 differs)",
                              expected="the run's own file: `settle replay` shows what else differs")
@@ -211,7 +221,8 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     if chosen.is_empty():
         asked = ", ".join(f"{c} {v}" for c, v in (("work", work), ("contract", contract), ("use type", use_type)) if v)
         raise InputError(str(run_out), f"holder {holder} has no line in run {files.pinned.run_id}"
-                                       + (f" for {asked}" if asked else ""), expected="a holder with lines in lines.csv (on that work, contract or use type)")
+                         + (f" for {asked}" if asked else ""),
+                         expected="a holder with lines in lines.csv (on that work, contract or use type)")
     result = Explanation(matched=chosen.height)
     for line in chosen.sort(LINE_KEY).head(MOST_LINES).iter_rows(named=True):
         explain_line(result, files, line, holder_lines)
@@ -234,7 +245,7 @@ def explain_line(result: Explanation, files: RunFiles, line: dict, holder_lines:
     withholding = explain_withholding(result, files, line, holder_lines)
     net = gross - commission - withholding
     result.check(f"5. net = {format_minor(gross, currency)} − {format_minor(commission, currency)} − "
-                 f"{format_minor(withholding, currency)} = {format_minor(net, currency)} (lines.csv)",
+                 f"{format_minor(withholding, currency)} = {format_minor(net, currency)} (lines.parquet)",
                  line["net_minor"], net, currency, indent="  ")
 
 
@@ -277,8 +288,10 @@ def explain_level_two(result: Explanation, files: RunFiles, line: dict, work_amo
     parts = holders.with_columns(pl.Series("weight", [int(s * scale) for s in shares], dtype=pl.Int64))
     gross_sum = int(holders["gross_minor"].sum())
     listed = ", ".join(f"{h} {s}" for h, s in zip(holders["holder_id"], holders["share"]))
-    result.check(f"2. to the holders of split {line['split_version']} by their shares ({listed}); their gross "
-                 f"sums to {format_minor(gross_sum, currency)}", gross_sum, work_amount, currency, indent="  ")
+    result.claim(f"  2. the holders of split {line['split_version']} and their shares: {listed}", sum(shares) == 1,
+                 f"the shares sum to {sum(shares)}, not 1: a holder's line is missing or a share is wrong")
+    result.check(f"their gross sums to the work's amount: {format_minor(gross_sum, currency)}", gross_sum,
+                 work_amount, currency)
     share = recomputed_share(parts, work_amount, pl.col("holder_id") == line["holder_id"], ["holder_id"])
     result.check(share_text(share, currency, f"{line['holder_id']}'s share, {line['share']}") + " gross",
                  line["gross_minor"], share.amount, currency)
@@ -310,26 +323,30 @@ def explain_withholding(result: Explanation, files: RunFiles, line: dict, holder
         return 0
     this = pl.all_horizontal(pl.col(k) == line[k] for k in LINE_KEY)
     share = recomputed_share(lines, total, this, LINE_KEY)
-    result.check(share_text(share, currency, "this line's gross − commission of the holder's"),
+    result.check(share_text(share, currency, "this line's gross − commission of the holder's", money_weights=True),
                  line["withholding_minor"], share.amount, currency)
     return share.amount
 
 
 def explain_balance(result: Explanation, files: RunFiles, holder: str, currency: str, lines: pl.DataFrame) -> None:
-    """Rule 4's threshold: the holder's net in the currency, paid or carried forward (its statement)."""
+    """Rule 4's threshold: the holder's net in the currency, paid or carried forward, as its
+    statement shows it (threshold, payable and carried forward)."""
     net = int(lines["net_minor"].sum())
     own = files.holders[holder]
     major = (own.payout_threshold if own.payout_threshold is not None and own.payout_currency == currency
              else files.policy.thresholds.get(currency, 0))
     threshold = round_half_even(Fraction(major) * 10**exponent(currency))
     paid = net >= threshold
+    expected = {"threshold": threshold, "payable": net if paid else 0, "carried_forward": 0 if paid else net}
     checked(files.folder, files.pins, [f"statements/{holder}.csv"])
-    statement = pl.read_csv(files.folder / "statements" / f"{holder}.csv", infer_schema=False).filter(
-        (pl.col("currency") == currency) & pl.col("record").is_in(["payable", "carried_forward"]))
-    written = {row["record"]: row["net"] for row in statement.iter_rows(named=True)}
-    figure = "payable" if paid else "carried_forward"
-    result.check(f"{holder}'s {currency} net over all its lines is {format_minor(net, currency)}, "
-                 f"{'at least' if paid else 'below'} the threshold {format_minor(threshold, currency)}: "
-                 f"{figure.replace('_', ' ')} {format_minor(net, currency)} (statements/{holder}.csv)",
-                 round_half_even(parse_exact(written.get(figure, "0")) * 10**exponent(currency)), net, currency,
-                 indent="")
+    statement = pl.read_csv(files.folder / "statements" / f"{holder}.csv", infer_schema=False, glob=False).filter(
+        (pl.col("currency") == currency) & pl.col("record").is_in(list(expected)))
+    written = {row["record"]: round_half_even(parse_exact(row["net"]) * 10**exponent(currency))
+               for row in statement.iter_rows(named=True)}
+    differ = [f"{name.replace('_', ' ')} {format_minor(written[name], currency) if name in written else 'missing'}"
+              for name in expected if written.get(name) != expected[name]]
+    money = lambda name: format_minor(expected[name], currency)
+    result.claim(f"{holder}'s {currency} net over all its lines is {format_minor(net, currency)}, "
+                 f"{'at least' if paid else 'below'} the threshold {money('threshold')}: payable {money('payable')}, "
+                 f"carried forward {money('carried_forward')} (statements/{holder}.csv)", not differ,
+                 "the statement shows " + ", ".join(differ))

@@ -22,9 +22,11 @@ ledger (its adjustments.csv shows them), so it needs the ledger.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +43,12 @@ HASH_THREADS = 2  # hashlib releases the GIL, and the machine has two cores
 
 @dataclass(frozen=True)
 class Pinned:
-    """A run's output folder as its manifest and summary describe it."""
+    """A run's output folder as its manifest describes it; its summary, read when asked for
+    (after the folder is checked: an edited summary is an output not as pinned)."""
 
     folder: Path
     manifest: dict
     manifest_bytes: bytes
-    summary: dict
 
     @property
     def run_id(self) -> str:
@@ -60,36 +62,60 @@ class Pinned:
     def manifest_sha256(self) -> str:
         return hashlib.sha256(self.manifest_bytes).hexdigest()
 
+    @functools.cached_property
+    def summary(self) -> dict:
+        """summary.json, with the run's period, clock and (of an adjustment) what it corrects, checked."""
+        path = self.folder / "summary.json"
+        summary = parsed(path, read_bytes(path), {"run_id": str, "period": str, "clock": str})
+        if summary["run_id"] != self.run_id:
+            raise InputError(str(path), "names another run than manifest.json", field="run_id",
+                             value=summary["run_id"], expected=self.run_id)
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", summary["period"]):
+            raise InputError(str(path), "is not a run's", field="period", value=summary["period"],
+                             expected="a month such as 2026-10")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", summary["clock"]):
+            raise InputError(str(path), "is not a run's", field="clock", value=summary["clock"],
+                             expected="a UTC time such as 2026-11-05T09:00:00Z")
+        adjustment = summary.get("adjustment")
+        if adjustment is not None:
+            parsed(path, json.dumps(adjustment).encode(), {"corrects": str, "reason": str})
+        return summary
+
+    @property
+    def kind(self) -> str:
+        return "preview" if self.preview else ("adjustment" if "adjustment" in self.summary else "settlement")
+
     @staticmethod
     def read(folder: Path) -> "Pinned":
         """The run in `folder`; an InputError names what is missing or unreadable."""
-        expected = "the output folder of a run or a preview (with its manifest.json and summary.json)"
-        manifest_bytes = read_bytes(folder / "manifest.json", expected)
-        manifest = parsed(folder / "manifest.json", manifest_bytes, ("run_id", "inputs", "outputs"))
-        summary = parsed(folder / "summary.json", read_bytes(folder / "summary.json", expected),
-                         ("run_id", "period", "clock"))
-        if summary["run_id"] != manifest["run_id"]:
-            raise InputError(str(folder / "summary.json"), "names another run than manifest.json", field="run_id",
-                             value=summary["run_id"], expected=manifest["run_id"])
-        return Pinned(folder, manifest, manifest_bytes, summary)
+        path = folder / "manifest.json"
+        manifest_bytes = read_bytes(path)
+        manifest = parsed(path, manifest_bytes, {"run_id": str, "inputs": list, "outputs": list})
+        for entries in (manifest["inputs"], manifest["outputs"]):
+            for entry in entries:
+                parsed(path, json.dumps(entry).encode(), {"path": str, "sha256": str})
+        return Pinned(folder, manifest, manifest_bytes)
 
 
-def read_bytes(path: Path, expected: str) -> bytes:
+def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise InputError(str(path), f"cannot be read ({error.strerror or error})", expected=expected) from None
+        raise InputError(str(path), f"cannot be read ({error.strerror or error})",
+                         expected="the output folder of a run or a preview (with its manifest.json and "
+                                  "summary.json)") from None
 
 
-def parsed(path: Path, data: bytes, keys: tuple[str, ...]) -> dict:
-    """`data` as the JSON object of `path`, with `keys`."""
+def parsed(path: Path, data: bytes, fields: dict[str, type]) -> dict:
+    """`data` as the JSON object of `path`, with `fields` of their types."""
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(str(path), f"is not JSON ({error})") from None
-    missing = [key for key in keys if not isinstance(value, dict) or key not in value]
-    if missing:
-        raise InputError(str(path), "is not a run's", field=missing[0], expected="the file a run writes")
+    for name, kind in fields.items():
+        if not isinstance(value, dict) or not isinstance(value.get(name), kind):
+            raise InputError(str(path), "is not a run's", field=name,
+                             expected=f"the file a run writes ({name}: {kind.__name__})")
     return value
 
 
@@ -101,6 +127,7 @@ class Replay:
     outputs: int = 0  # output files checked on disk
     inputs: int = 0   # input files found as pinned
     replayed: bool = False  # settled again, to an identical manifest
+    changed_outputs: bool = False  # output files on disk not as the manifest pins them
     ledger: str | None = None  # what the ledger says of the run
     problems: list[str] = field(default_factory=list)
 
@@ -110,42 +137,72 @@ def hashed(paths: list[str]) -> dict[str, str]:
         return dict(zip(paths, pool.map(sha256_file, paths)))
 
 
-def pinned_files(entries: list[dict], found: dict[str, str], where: str) -> list[str]:
-    """Where the files `found` (SHA-256 by name) differ from the manifest's `entries`:
-    one line per file changed, missing or not pinned. `where`: what the files are."""
-    pins = {entry["path"]: entry["sha256"] for entry in entries}
-    problems = [f"{where} {name}: missing" for name in sorted(pins.keys() - found.keys())]
-    problems += [f"{where} {name}: not in the manifest" for name in sorted(found.keys() - pins.keys())]
-    problems += [f"{where} {name}: SHA-256 {found[name][:16]}..., the manifest pins {pins[name][:16]}..."
-                 for name in sorted(pins.keys() & found.keys()) if found[name] != pins[name]]
-    return problems
+@dataclass(frozen=True)
+class Differences:
+    """Files found against the files a manifest pins, by name."""
+
+    missing: list[str]
+    unpinned: list[str]
+    changed: list[str]
+
+    @staticmethod
+    def of(entries: list[dict], found: dict[str, str]) -> "Differences":
+        """`found`: SHA-256 by name; `entries`: the manifest's."""
+        pins = {entry["path"]: entry["sha256"] for entry in entries}
+        return Differences(sorted(pins.keys() - found.keys()), sorted(found.keys() - pins.keys()),
+                           sorted(name for name in pins.keys() & found.keys() if found[name] != pins[name]))
+
+    @property
+    def names(self) -> list[str]:
+        return self.missing + self.unpinned + self.changed
+
+    def lines(self, where: str, entries: list[dict], found: dict[str, str], detail=lambda name: "") -> list[str]:
+        """One line per file that differs. `where`: what the files are; `detail(name)`: more on a changed file."""
+        pins = {entry["path"]: entry["sha256"] for entry in entries}
+        return ([f"{where} {name}: missing" for name in self.missing]
+                + [f"{where} {name}: not in the manifest" for name in self.unpinned]
+                + [f"{where} {name}: SHA-256 {found[name][:16]}..., the manifest pins {pins[name][:16]}...{detail(name)}"
+                   for name in self.changed])
 
 
-def output_problems(pinned: Pinned) -> tuple[int, list[str]]:
-    """The run's output folder against its manifest: how many files, and what differs."""
+def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
+    """The run's output folder against its manifest: how many files, which differ, and how."""
     from settlement.exports import output_names
 
     names = [name for name in output_names(pinned.folder) if name != "manifest.json"]
     digests = hashed([os.path.join(pinned.folder, name) for name in names])
     found = {name: digests[os.path.join(pinned.folder, name)] for name in names}
-    return len(names), pinned_files(pinned.manifest["outputs"], found, "output")
+    differences = Differences.of(pinned.manifest["outputs"], found)
+    return len(names), differences, differences.lines("output", pinned.manifest["outputs"], found)
 
 
 def input_problems(pinned: Pinned, inputs: Inputs) -> tuple[int, list[str]]:
-    """The inputs given against the ones the manifest pins: how many, and what differs."""
+    """The inputs given against the ones the manifest pins: how many, and what differs. Usage
+    named by --usage outside the input folder is pinned by its path as typed: a file pinned
+    under another name is said to be there, so that the replay can be given it as the run was."""
     paths = sorted([*inputs.reference_files, *inputs.usage_files])
     digests = hashed([str(path) for path in paths])
     found = {display_name(path, inputs.folder): digests[str(path)] for path in paths}
-    return len(found), pinned_files(pinned.manifest["inputs"], found, "input")
+    entries = pinned.manifest["inputs"]
+    differences = Differences.of(entries, found)
+    problems = differences.lines("input", entries, found)
+    pins = {entry["path"]: entry["sha256"] for entry in entries}
+    moved = [f"input {name}: the file given as {other} has its SHA-256; the manifest pins --usage logs by the path "
+             f"the run was given, so replay from the folder the run was made in, with the same --usage"
+             for name in differences.missing for other in differences.unpinned if found[other] == pins[name]]
+    return len(found), problems + moved
+
+
+TEXT = (".csv", ".json")  # outputs whose first differing line is worth naming
 
 
 def first_difference(ours: Path, theirs: Path) -> str:
-    """Where two files first differ: a line number, for text."""
+    """Where two text files first differ, by line."""
     with open(ours, "rb") as a, open(theirs, "rb") as b:
         for number, (line_a, line_b) in enumerate(zip(a, b), start=1):
             if line_a != line_b:
-                return f"first differs at line {number}"
-    return "one is a prefix of the other"
+                return f" (first differs at line {number})"
+    return " (one ends where the other goes on)"
 
 
 def replayed_problems(pinned: Pinned, replayed: Path) -> list[str]:
@@ -155,10 +212,10 @@ def replayed_problems(pinned: Pinned, replayed: Path) -> list[str]:
     if manifest["run_id"] != pinned.run_id:
         problems.append(f"the replay is run {manifest['run_id']}, not {pinned.run_id}: the inputs read differ")
     ours = {entry["path"]: entry["sha256"] for entry in manifest["outputs"]}
-    for line in pinned_files(pinned.manifest["outputs"], ours, "replayed output"):
-        name = line.split(" ")[2].rstrip(":")
-        both = name in ours and (pinned.folder / name).is_file()
-        problems.append(line + (f" ({first_difference(replayed / name, pinned.folder / name)})" if both else ""))
+    differences = Differences.of(pinned.manifest["outputs"], ours)
+    detail = lambda name: (first_difference(replayed / name, pinned.folder / name)
+                           if name.endswith(TEXT) and (pinned.folder / name).is_file() else "")
+    problems += differences.lines("replayed output", pinned.manifest["outputs"], ours, detail)
     return problems or ["manifest.json differs from the run's, though every file it names is the same"]
 
 
@@ -168,7 +225,7 @@ def settled_again(pinned: Pinned, inputs: Inputs, out: Path, engine, progress: P
     `engine`)."""
     from settlement.adjust import Adjustment
     from settlement.exports import export, export_preview
-    from settlement.posting import checked_figures, run_record
+    from settlement.posting import checked_figures, database_errors, run_record
     from settlement.run import Correction, preview, settle
 
     period, clock = Period.parse(pinned.summary["period"]), pinned.summary["clock"]
@@ -181,47 +238,63 @@ def settled_again(pinned: Pinned, inputs: Inputs, out: Path, engine, progress: P
         if engine is None:
             raise InputError(str(pinned.folder), f"is an adjustment of run {corrects}, whose figures are in the "
                                                  "ledger", expected="--ledger to replay it")
-        corrected = run_record(engine, corrects)
-        if corrected is None:
-            raise InputError(str(pinned.folder), f"is an adjustment of run {corrects}, which the ledger does not hold")
-        correction = Correction(corrects, reason)
-        old_totals, old = checked_figures(engine, corrected)
+        with database_errors(engine, "reading the run corrected"):
+            corrected = run_record(engine, corrects)
+            if corrected is None:
+                raise InputError(str(pinned.folder), f"is an adjustment of run {corrects}, which the ledger does "
+                                                     "not hold", expected="the ledger it was posted to")
+            correction = Correction(corrects, reason)
+            old_totals, old = checked_figures(engine, corrected)
         adjustment = Adjustment(correction, old, old_totals)
     with settle(inputs, period, clock, progress, correction) as settlement:
         export(settlement, out, progress, adjustment)
 
 
 def ledger_line(pinned: Pinned, engine) -> tuple[str | None, list[str]]:
-    """What the ledger says of the run: posted with this manifest, or a problem."""
-    from settlement.posting import database_errors, run_record
+    """What the ledger says of the run: posted with this manifest (and whether it stands for its
+    period still), or a problem."""
+    from settlement.posting import database_errors, run_record, standing_run
 
-    if pinned.preview:
-        return None, ["a preview is never posted: replay it without --ledger"]
     with database_errors(engine, "reading the run"):
         record = run_record(engine, pinned.run_id)
+        standing = record and standing_run(engine, record.period)
     if record is None:
         return None, [f"run {pinned.run_id} is not posted in the ledger"]
     if record.manifest_sha256 != pinned.manifest_sha256:
         return None, [f"the ledger posted run {pinned.run_id} with manifest.json {record.manifest_sha256[:16]}..., "
                       f"this folder's is {pinned.manifest_sha256[:16]}..."]
-    return f"posted as run {record.sequence} ({record.kind}) with this manifest.json, hash {record.hash}", []
+    since = "" if standing.run_id == record.run_id else f"; it was corrected since: the period stands as {standing.run_id}"
+    return f"posted as run {record.sequence} ({record.kind}) with this manifest.json, hash {record.hash}{since}", []
+
+
+def checked_outputs(result: Replay) -> bool:
+    """Check the output folder against its manifest; whether the summary is the run's (to settle from)."""
+    result.outputs, differences, problems = output_problems(result.pinned)
+    result.problems += problems
+    result.changed_outputs = bool(problems)
+    if "summary.json" in differences.names:
+        result.problems.append("summary.json is not the run's: nothing was settled again from its period and clock")
+        return False
+    return True
 
 
 def replay(run_out: Path, load, ledger: str | None = None, keep: Path | None = None,
            progress: Progress = SILENT) -> Replay:
     """Replay the run in `run_out` from the inputs `load()` returns (contracts.loading.Inputs),
-    posted in `ledger` if given. The replayed outputs go to a temporary folder, or to `keep`
-    (a new or empty folder), which is kept."""
+    posted in `ledger` if given (a preview, never posted, is not looked for). The replayed
+    outputs go to a temporary folder, or to `keep`, a new or empty folder, which is kept."""
     from settlement.posting import opened
 
     result = Replay(Pinned.read(run_out))
-    engine = None if ledger is None else opened(ledger, create=False)
+    check_keep(keep, run_out)
+    engine = None if ledger is None or result.pinned.preview else opened(ledger, create=False)
+    progress.stage("checking the run's outputs against its manifest")
+    if not checked_outputs(result):
+        return result
+    result.pinned.summary  # a summary that is the run's, but not a run's summary, is refused here
     if engine is not None:
         result.ledger, problems = ledger_line(result.pinned, engine)
         result.problems += problems
-    progress.stage("checking the run's outputs against its manifest")
-    result.outputs, problems = output_problems(result.pinned)
-    result.problems += problems
     progress.stage("checking the inputs against the manifest")
     inputs = load()
     result.inputs, problems = input_problems(result.pinned, inputs)
@@ -231,11 +304,21 @@ def replay(run_out: Path, load, ledger: str | None = None, keep: Path | None = N
     out = keep if keep is not None else Path(tempfile.mkdtemp(prefix="settle-replay-"))
     try:
         settled_again(result.pinned, inputs, out, engine, progress)
-        same = (out / "manifest.json").read_bytes() == result.pinned.manifest_bytes
-        result.replayed = same
-        if not same:
+        result.replayed = (out / "manifest.json").read_bytes() == result.pinned.manifest_bytes
+        if not result.replayed:
             result.problems += replayed_problems(result.pinned, out)
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def check_keep(keep: Path | None, run_out: Path) -> None:
+    """Refuse a --out that is not a new or empty folder: the replay would delete what is there
+    (the run's own folder, say)."""
+    if keep is None:
+        return
+    if os.path.lexists(keep) and (not keep.is_dir() or keep.is_symlink() or any(keep.iterdir())):
+        raise InputError(str(keep), "is not a new or empty folder", field="--out",
+                         expected="a new or empty folder for the replayed outputs (the run's own folder is kept as "
+                                  "it is)")

@@ -96,7 +96,7 @@ def test_the_command_line_explains_and_refuses_what_it_cannot(run_out, tmp_path)
                       "--use-type", "fine_tune")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("H009 on W000001 (fine_tune, split 2020-01-01) under MUSIC-AI-2026")
-    assert "12.43 gross  ✓" in done.stdout and "5. net = 12.43 − 1.24 − 0.00 = 11.19 (lines.csv)  ✓" in done.stdout
+    assert "12.43 gross  ✓" in done.stdout and "5. net = 12.43 − 1.24 − 0.00 = 11.19 (lines.parquet)  ✓" in done.stdout
     done = settle_cli("explain", str(run_out), str(FIXTURES), "--holder", "H004")
     assert done.returncode == 2 and "holder H004 has no line in run" in done.stderr
     inputs = tmp_path / "inputs"
@@ -106,3 +106,47 @@ def test_the_command_line_explains_and_refuses_what_it_cannot(run_out, tmp_path)
     done = settle_cli("explain", str(run_out), str(inputs), "--holder", "H009")
     assert done.returncode == 2 and "policy.yaml: is not the file the run's manifest.json pins" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_run_folder_named_like_a_glob_is_read_as_named(run_out, tmp_path):
+    shutil.copytree(run_out, tmp_path / "run[1]")
+    decoy = tmp_path / "run1"  # what the pattern run[1] would match
+    shutil.copytree(run_out, decoy)
+    pl.read_parquet(decoy / "lines.parquet").clear().write_parquet(decoy / "lines.parquet")
+    result = explain(tmp_path / "run[1]", FIXTURES, "H012", work="W000023", use_type="train")
+    assert result.mismatches == 0 and result.matched == 1
+
+
+def test_a_holder_line_missing_from_its_split_is_marked(run_out, tmp_path):
+    """A forger drops one holder's line and re-pins the files: the shares left do not sum to 1."""
+    import hashlib
+    import json
+
+    out = tmp_path / "out"
+    shutil.copytree(run_out, out)
+    lines = pl.read_parquet(out / "lines.parquet")
+    dropped = (pl.col("holder_id") == "H024") & (pl.col("work_id") == "W000001") & (pl.col("use_type") == "fine_tune")
+    lines.filter(~dropped).write_parquet(out / "lines.parquet")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["outputs"]:
+        if entry["path"] == "lines.parquet":
+            entry["sha256"] = hashlib.sha256((out / "lines.parquet").read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = explain(out, FIXTURES, "H009", work="W000001", use_type="fine_tune")
+    assert any(line.startswith("  2. the holders of split 2020-01-01 and their shares: H009 1/3, H019 1/3  ✗ the "
+                               "shares sum to 2/3, not 1") for line in result.lines)
+
+
+def test_outputs_without_attribution_weighing_past_64_bits_are_explained(tmp_path):
+    """An output without attribution weighs 10^9 × its units: 10^12 units weigh 10^21."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(FIXTURES, inputs)
+    log = inputs / "usage" / "quill-labs-2026-10.jsonl"
+    log.write_text(log.read_text(encoding="utf-8") + (
+        '{"record_id": "qul-huge", "licensee_id": "quill-labs", "model_id": "quill-writer-2", "work_ref": '
+        '"ISWC:T0620484254", "use_type": "output", "units": 1000000000000, "unit": "output", "occurred_at": '
+        '"2026-10-02T01:44:14Z", "territory": null, "output_id": "out-huge", "attribution": null}\n'), encoding="utf-8")
+    with settle(load_inputs(inputs), Period.parse("2026-10"), CLOCK) as settlement:
+        export(settlement, tmp_path / "out")
+    result = explain(tmp_path / "out", inputs, "H009", contract="MUSIC-REVMIN-2026")
+    assert result.mismatches == 0 and result.matched >= 1

@@ -163,3 +163,71 @@ def test_usage_read_from_elsewhere_is_replayed_from_the_same_patterns(tmp_path):
     assert settle_cli("replay", str(tmp_path / "out"), str(inputs), "--usage", pattern, "--quiet").returncode == 0
     done = settle_cli("replay", str(tmp_path / "out"), str(inputs), "--usage", str(logs / "*.csv"))
     assert done.returncode == 1 and "input " + str(logs / "lumen-ai-2026-10-b.parquet") + ": missing" in done.stderr
+
+
+def test_out_must_be_a_new_or_empty_folder_and_the_run_is_left_as_it_is(run_out, tmp_path):
+    out = copied(run_out, tmp_path, "out")
+    (out / "statements" / "H009.csv").write_bytes(b"edited\n")
+    for keep in (out, run_out):
+        with pytest.raises(InputError, match="is not a new or empty folder"):
+            replayed(out, keep=keep)
+    assert (out / "statements" / "H009.csv").read_bytes() == b"edited\n"
+    assert replayed(run_out, keep=tmp_path / "empty").problems == []
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["outputs"][0].pop("sha256"), lambda m: m["inputs"][0].pop("path"),
+    lambda m: m.update(inputs=5), lambda m: m.update(outputs=None), lambda m: m.pop("run_id")])
+def test_a_manifest_that_is_not_a_runs_is_one_error_line(run_out, tmp_path, edit):
+    out = copied(run_out, tmp_path, "out")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    edit(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    done = settle_cli("replay", str(out), str(FIXTURES))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "manifest.json: field" in done.stderr and "is not a run's; expected the file a run writes" in done.stderr
+
+
+@pytest.mark.parametrize("edit", [
+    lambda text: text.replace(CLOCK, "2026-11-05T09:00:01Z"), lambda text: text.replace('"period": "2026-10"', '"period": "2026-13"'),
+    lambda text: text[:40], lambda text: text.replace('"run_id": "run-', '"run_id": "other-')])
+def test_a_summary_changed_after_the_run_is_an_output_not_as_pinned_and_nothing_is_settled(run_out, tmp_path, edit):
+    out = copied(run_out, tmp_path, "out")
+    (out / "summary.json").write_text(edit((out / "summary.json").read_text(encoding="utf-8")), encoding="utf-8")
+    result = replayed(out, keep=tmp_path / "kept")
+    assert result.problems[0].startswith("output summary.json: SHA-256 ")
+    assert result.problems[1:] == ["summary.json is not the run's: nothing was settled again from its period and clock"]
+    assert not (tmp_path / "kept").exists() or not any((tmp_path / "kept").iterdir())
+
+
+def test_a_preview_is_replayed_whatever_ledger_the_environment_names(tmp_path):
+    done = settle_cli("preview", str(FIXTURES), "--period", "2026-10", "--out", str(tmp_path / "preview"), "--clock",
+                      CLOCK, "--quiet")
+    assert done.returncode == 0, done.stderr
+    import os
+    import subprocess
+    import sys
+    done = subprocess.run([str(Path(sys.executable).parent / "settle"), "replay", str(tmp_path / "preview"),
+                           str(FIXTURES)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SETTLE_LEDGER": str(tmp_path / "ledger.sqlite")})
+    assert done.returncode == 0, done.stderr
+    assert "(2026-10, preview)" in done.stdout and "ledger: not looked in (a preview is never posted)" in done.stdout
+    assert not (tmp_path / "ledger.sqlite").exists()
+
+
+def test_usage_given_under_another_path_is_named_with_the_path_it_was_pinned_by(tmp_path):
+    logs = tmp_path / "logs"
+    shutil.copytree(FIXTURES / "usage", logs)
+    inputs = copied(FIXTURES, tmp_path, "inputs")
+    shutil.rmtree(inputs / "usage")
+    done = settle_cli("run", str(inputs), "--period", "2026-10", "--out", str(tmp_path / "out"), "--clock", CLOCK,
+                      "--usage", "logs", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = replayed_with(tmp_path / "out", inputs, [str(logs)])
+    pinned_as = "logs/lumen-ai-2026-10-a.csv"
+    assert f"input {pinned_as}: the file given as {logs / 'lumen-ai-2026-10-a.csv'} has its SHA-256; the manifest " \
+           "pins --usage logs by the path the run was given" in "\n".join(result.problems)
+
+
+def replayed_with(out: Path, inputs: Path, usage: list[str]):
+    return replay(out, lambda: load_inputs(inputs, usage))
