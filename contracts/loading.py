@@ -7,6 +7,8 @@ value and what was expected. Nothing here computes money.
 from __future__ import annotations
 
 import glob
+import itertools
+import os
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +48,11 @@ class Inputs:
     catalogue: Catalogue
     usage_files: list[Path]
     reference_files: list[Path]
+    usage_names: dict[Path, str]  # each usage log's name in the run's outputs (usage_names)
+
+    def name(self, path: Path) -> str:
+        """An input file's name in the run's outputs: a usage log's (usage_names), or its path in the folder."""
+        return self.usage_names.get(path) or path.relative_to(self.folder).as_posix()
 
 
 def validation_error(path: Path, error: ValidationError, row: int | None = None) -> InputError:
@@ -269,6 +276,35 @@ def entries_under(folder: Path, seen: set[Path] | None = None) -> Iterator[Path]
             yield path
 
 
+def pattern_base(pattern: str) -> Path:
+    """The folder a --usage pattern starts from: its part before the first wildcard, or, for
+    a pattern without one, the folder it names (or the folder of the file it names)."""
+    parts = Path(pattern).parts
+    plain = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    base = Path(*plain) if plain else Path(".")
+    return base.parent if len(plain) == len(parts) and not base.is_dir() else base
+
+
+def usage_names(folder: Path, logs: list[Path], base_of: dict[Path, Path]) -> dict[Path, str]:
+    """Each log's name in the run's outputs (the manifest, the row accounting, quarantine.csv):
+    its path in the input folder, or, for a log a --usage pattern named outside it, its path
+    in the pattern's base folder (`base_of`). The same files get the same names however the
+    folder or the pattern is spelled (relative or absolute), so the same inputs give the same
+    outputs. Two logs that would share a name are refused."""
+    names: dict[Path, str] = {}
+    seen: dict[str, Path] = {}
+    root = Path(os.path.abspath(folder))
+    for log in logs:
+        where = Path(os.path.abspath(log))
+        base = root if where.is_relative_to(root) else Path(os.path.abspath(base_of.get(log, root)))
+        name = where.relative_to(base).as_posix()
+        if name in seen:
+            raise InputError(str(log), f"is named {name!r} in the run's outputs, as {seen[name]} is",
+                             expected="usage logs of distinct names: one --usage pattern over their common folder")
+        names[log], seen[name] = name, log
+    return names
+
+
 def logs_named_by(pattern: str) -> list[Path]:
     """The usage logs of one --usage pattern: the files it matches and the logs under the
     folders it matches. A pattern naming no log, or a file that is not one, is refused."""
@@ -293,17 +329,24 @@ def once_each(paths: list[Path]) -> list[Path]:
     return sorted(first.values())
 
 
-def usage_files(folder: Path, patterns: list[str] | None = None) -> list[Path]:
-    """The usage logs: every log under `folder/usage`, or the logs the glob `patterns` name.
-    Sorted by path, so the order they were named in never matters. Anything there that is
-    not a usage log (but hidden dot-files) is refused: its rows would be lost unnoticed."""
+def usage_files(folder: Path, patterns: list[str] | None = None) -> tuple[list[Path], dict[Path, str]]:
+    """The usage logs: every log under `folder/usage`, or the logs the glob `patterns` name,
+    and their names in the run's outputs (usage_names). Sorted by path, so the order they
+    were named in never matters. Anything there that is not a usage log (but hidden
+    dot-files) is refused: its rows would be lost unnoticed."""
     if patterns:
-        return once_each([log for pattern in patterns for log in logs_named_by(pattern)])
+        base_of: dict[Path, Path] = {}
+        for pattern in sorted(patterns):
+            for log in logs_named_by(pattern):
+                base_of.setdefault(log, pattern_base(pattern))
+        logs = once_each(list(base_of))
+        return logs, usage_names(folder, logs, base_of)
     where = folder / "usage"
     files = [usage_log(path) for path in entries_under(where)] if where.is_dir() else []
     if not files:
         raise MissingInput(str(where), "no usage logs", expected=USAGE_EXPECTED)
-    return once_each(files)
+    logs = once_each(files)
+    return logs, usage_names(folder, logs, {})
 
 
 def works_of(folder: Path) -> tuple[Path, tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
@@ -348,8 +391,8 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
     reference = [policy_path, licensees_path, holders_path, works_path, splits_path,
                  *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
-    return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue,
-                  usage_files(folder, usage), sorted(reference))
+    logs, names = usage_files(folder, usage)
+    return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue, logs, sorted(reference), names)
 
 
 def sha256_file(path: Path | str) -> str:

@@ -298,7 +298,7 @@ def group_codes(spill: list[Path], files: int, ambiguous: list[str], cuts: list[
 
 
 
-def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str], spill: Path,
+def validate_to_spill(files: list[Path], names: list[str], period, licensees: list[str], spill: Path,
                       progress: Progress = SILENT) -> tuple[list[Path], int]:
     """The one pass that reads and validates raw rows, streamed to typed Parquet parts in `spill`
     (at most SLICE_ROWS rows each); returns the parts and their rows (every row read).
@@ -313,7 +313,7 @@ def validate_to_spill(files: list[Path], root: Path, period, licensees: list[str
     in parts as it goes (`whole_file_parts`)."""
     parts, rows_before, rows = [], 0, 0
     for index, path in enumerate(files):
-        name = intake.display_name(path, root)
+        name = names[index]
         folder = spill / f"{index:06d}"
         with read_as(name, path):
             file_windows = windows(path)
@@ -603,7 +603,7 @@ def resends_settled(candidates: pl.DataFrame, refused: pl.DataFrame, over: pl.Ex
             .select(*NOT_COUNTED_COLUMNS, "attribution_nanos").collect())
 
 
-def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str], ambiguous: list[str],
+def aggregate_usage(files: list[Path], names: list[str], period, licensees: list[str], ambiguous: list[str],
                     cuts: list[dt.datetime], catalogue_refs: pl.DataFrame,
                     reduce: Callable[[pl.DataFrame], T] = lambda groups: groups,
                     progress: Progress = SILENT) -> UsageAggregate[T]:
@@ -613,10 +613,10 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
     `progress` is told the files and rows read while they are read, then each stage of
     the aggregation, each pass over the rows that checks identifiers and re-sends, and
     each partition of groups done."""
-    names = pl.DataFrame({"file_index": range(len(files)), "file": [intake.display_name(p, root) for p in files]},
-                         schema={"file_index": pl.UInt32, "file": pl.String})
+    file_names = pl.DataFrame({"file_index": range(len(files)), "file": names},
+                              schema={"file_index": pl.UInt32, "file": pl.String})
     with tempfile.TemporaryDirectory(prefix="settle-spill-") as folder:
-        spill, rows_read = validate_to_spill(files, root, period, licensees, Path(folder), progress)
+        spill, rows_read = validate_to_spill(files, names, period, licensees, Path(folder), progress)
         progress.stage("checking identifiers and re-sent rows")
         passed = Passes(progress, rows_read)
         codes = group_codes(spill, len(files), ambiguous, cuts, catalogue_refs, passed)
@@ -635,18 +635,18 @@ def aggregate_usage(files: list[Path], root: Path, period, licensees: list[str],
         for sums_of_part in group_partitions(rows, codes, counting, Path(folder), progress):
             # the file's name put in place by its index: a join copied every column of the groups
             groups = codes.decoded(sums_of_part).with_columns(
-                pl.lit(names["file"]).gather(pl.col("file_index")).alias("file")).drop("file_index")
+                pl.lit(file_names["file"]).gather(pl.col("file_index")).alias("file")).drop("file_index")
             del sums_of_part
             shares.append(groups.group_by(pl.col("licensee_id").cast(pl.String))
                           .agg(pl.col("attribution_nanos").sum().alias("shares")))
             partials.append(reduce(groups))
     late = extra.filter(pl.col("reason").is_not_null())
-    quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(names, on="file_index")
+    quarantine = (pl.concat([quarantined, late.select(quarantined.columns)]).join(file_names, on="file_index")
                   .select(intake.QUARANTINE_COLUMNS).sort("file", "row"))
     extra_counts = extra.group_by("file_index").agg(
         (pl.col("copy") == "duplicate").sum().cast(pl.Int64).alias("duplicates"),
         pl.col("reason").is_not_null().sum().cast(pl.Int64).alias("quarantined_late"))
-    counts = (names.join(per_file, on="file_index", how="left").join(extra_counts, on="file_index", how="left")
+    counts = (file_names.join(per_file, on="file_index", how="left").join(extra_counts, on="file_index", how="left")
               .with_columns(pl.col("rows_read", "quarantined", "duplicates", "quarantined_late").fill_null(0))
               .with_columns((pl.col("quarantined") + pl.col("quarantined_late")).alias("quarantined")))
     digest = int(counts["digest"].fill_null(0).sum()) % (1 << 64)

@@ -22,7 +22,7 @@ from contracts.errors import InputError
 from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.adjust import Adjustment, adjustment_table, currency_changes
-from settlement.intake import ATTRIBUTION_SCALE, display_name
+from settlement.intake import ATTRIBUTION_SCALE
 from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
 from settlement.progress import SILENT, Progress
@@ -433,7 +433,7 @@ def write_manifest(s: Priced, out: Path, digests: dict[str, str], preview: bool 
     the line files and allocations.csv), by their path in `out`; the rest are read back
     and hashed, a few at a time. A preview's manifest says so, so that nothing that reads
     manifests takes it for a run's."""
-    inputs = [(path, display_name(path, s.inputs.folder))
+    inputs = [(path, s.inputs.name(path))
               for path in sorted([*s.inputs.reference_files, *s.inputs.usage_files])]
     outputs = [(os.path.join(out, name), name) for name in output_names(out) if name != "manifest.json"]
     unknown = [path for path, _ in inputs] + [path for path, name in outputs if name not in digests]

@@ -480,13 +480,6 @@ def columns_hash(columns: tuple[str, ...] | list[str], seed: int) -> pl.Expr:
     return folded
 
 
-def display_name(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def record_hash() -> pl.Expr:
     """A 64-bit hash of the record key; candidates only, confirmed on the real key later."""
     return columns_hash(["licensee_id", "record_id"], seed=7).alias("record_hash")

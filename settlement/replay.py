@@ -35,7 +35,7 @@ from pathlib import Path
 
 from contracts.errors import InputError
 from contracts.loading import Inputs, sha256_file
-from settlement.intake import Period, display_name
+from settlement.intake import Period
 from settlement.progress import SILENT, Progress
 
 HASH_THREADS = 2  # hashlib releases the GIL, and the machine has two cores
@@ -178,17 +178,17 @@ def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
 
 def input_problems(pinned: Pinned, inputs: Inputs) -> tuple[int, list[str]]:
     """The inputs given against the ones the manifest pins: how many, and what differs. Usage
-    named by --usage outside the input folder is pinned by its path as typed: a file pinned
-    under another name is said to be there, so that the replay can be given it as the run was."""
+    named by --usage outside the input folder is pinned by its path in the folder its pattern
+    starts from: a file pinned under another name is said to be there, and how to name it."""
     paths = sorted([*inputs.reference_files, *inputs.usage_files])
     digests = hashed([str(path) for path in paths])
-    found = {display_name(path, inputs.folder): digests[str(path)] for path in paths}
+    found = {inputs.name(path): digests[str(path)] for path in paths}
     entries = pinned.manifest["inputs"]
     differences = Differences.of(entries, found)
     problems = differences.lines("input", entries, found)
     pins = {entry["path"]: entry["sha256"] for entry in entries}
-    moved = [f"input {name}: the file given as {other} has its SHA-256; the manifest pins --usage logs by the path "
-             f"the run was given, so replay from the folder the run was made in, with the same --usage"
+    moved = [f"input {name}: the file given as {other} has its SHA-256; a log named by --usage is pinned by its path "
+             f"in the folder its pattern starts from: give a pattern that starts where the run's did"
              for name in differences.missing for other in differences.unpinned if found[other] == pins[name]]
     return len(found), problems + moved
 

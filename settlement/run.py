@@ -245,7 +245,7 @@ def priced_usage(inputs: Inputs, period: Period, clock: str, folder: Path, progr
     segments = aggregate.segment_starts(period, cuts)
     numbers = itertools.count()
     usage = aggregate.aggregate_usage(
-        inputs.usage_files, inputs.folder, period, list(inputs.licensees), catalogue.ambiguous["ref"].to_list(),
+        inputs.usage_files, [inputs.name(path) for path in inputs.usage_files], period, list(inputs.licensees), catalogue.ambiguous["ref"].to_list(),
         cuts, catalogue.refs, reduce=lambda groups: classified_partition(
             groups, inputs, segments, folder / f"{next(numbers):06d}.parquet"), progress=progress)
     progress.stage("pricing")

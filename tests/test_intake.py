@@ -46,7 +46,8 @@ def test_catalogue_without_splits_sends_money_to_suspense(tmp_path):
 
 
 def test_usage_globs_replace_the_usage_folder(tmp_path):
-    """`--usage` globs read logs from anywhere; names outside the input folder are shown as given."""
+    """`--usage` globs read logs from anywhere; a log outside the input folder is named by its
+    path in the folder its pattern starts from, however that is spelled."""
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "october.csv").write_bytes((ROOT / "fixtures" / "usage" / "quill-labs-2026-10-late.csv").read_bytes())
@@ -54,7 +55,24 @@ def test_usage_globs_replace_the_usage_folder(tmp_path):
                       "--clock", CLOCK, "--quiet", "--usage", str(logs / "*.csv"))
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert [f["file"] for f in summary["files"]] == [str(logs / "october.csv")]
+    assert [f["file"] for f in summary["files"]] == ["october.csv"]
+
+
+def test_logs_of_one_name_from_two_patterns_are_refused(tmp_path):
+    for month in ("a", "b"):
+        (tmp_path / month).mkdir()
+        (tmp_path / month / "october.csv").write_bytes(
+            (ROOT / "fixtures" / "usage" / "quill-labs-2026-10-late.csv").read_bytes())
+    done = settle_cli("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "out"), "--clock", CLOCK,
+                      "--usage", str(tmp_path / "a" / "*.csv"), "--usage", str(tmp_path / "b" / "*.csv"))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert f"{tmp_path / 'b' / 'october.csv'}: is named 'october.csv' in the run's outputs, as " \
+           f"{tmp_path / 'a' / 'october.csv'} is; expected usage logs of distinct names" in done.stderr
+    done = settle_cli("run", "fixtures", "--period", "2026-10", "--out", str(tmp_path / "out"), "--clock", CLOCK,
+                      "--usage", str(tmp_path / "*" / "*.csv"), "--quiet")  # one pattern over both
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [f["file"] for f in summary["files"]] == ["a/october.csv", "b/october.csv"]
 
 
 TIMESTAMP_PARTS = {  # each field's usual value and variants that are wrong, odd or borderline

@@ -83,7 +83,7 @@ def long_csv(folder: Path, copies: int) -> Path:
 
 
 def validated(folder: Path, files: list[Path], listener: Progress) -> list[Path]:
-    parts, _ = aggregate.validate_to_spill(files, folder, Period.parse("2026-10"), ["lumen-ai"], folder / "spill",
+    parts, _ = aggregate.validate_to_spill(files, [f.name for f in files], Period.parse("2026-10"), ["lumen-ai"], folder / "spill",
                                            listener)
     return parts
 

@@ -45,7 +45,7 @@ def messy_rows(draw) -> list[dict]:
 def reference_groups(inputs, cuts) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The same rules, applied to all rows at once in memory: validate, refuse identifiers,
     deduplicate, check attribution, keep the counted rows, sum."""
-    scans = [intake.scan_usage_file(p, i, intake.display_name(p, inputs.folder))
+    scans = [intake.scan_usage_file(p, i, inputs.name(p))
              for i, p in enumerate(inputs.usage_files)]
     licensees = list(inputs.licensees)
     rows = (intake.checked(pl.concat(scans), PERIOD, licensees)
@@ -93,7 +93,7 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
     if not ref_by_hash:
         aggregate.GroupCodes.ref_hashes = property(lambda codes: None)
     try:
-        streamed = aggregate.aggregate_usage(inputs.usage_files, folder, PERIOD, list(inputs.licensees),
+        streamed = aggregate.aggregate_usage(inputs.usage_files, [inputs.name(p) for p in inputs.usage_files], PERIOD, list(inputs.licensees),
                                              inputs.catalogue.ambiguous["ref"].to_list(), cuts,
                                              inputs.catalogue.refs)
     finally:
@@ -102,7 +102,7 @@ def test_streaming_and_in_memory_aggregates_are_identical(tmp_path_factory, file
         aggregate.GroupCodes.ref_hashes = by_hash
     expected_groups, expected_quarantine = reference_groups(inputs, cuts)
     key = ["file", *[k for k in aggregate.GROUP_KEY if k != "file_index"], "work_id"]
-    names = {i: intake.display_name(p, folder) for i, p in enumerate(inputs.usage_files)}
+    names = {i: inputs.name(p) for i, p in enumerate(inputs.usage_files)}
     expected = (expected_groups.join(inputs.catalogue.refs, on="ref", how="left")
                 .with_columns(pl.col("file_index").replace_strict(names, return_dtype=pl.String).alias("file"))
                 .select(*key, *aggregate.SUMS).sort(key, nulls_last=True))
