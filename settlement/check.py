@@ -1,58 +1,224 @@
 """Check: a run's invariants, checked independently from its output files alone (DESIGN.md,
 "Who uses it", 3: the auditor "checks the invariants independently").
 
-Nothing here calls the engine: every figure is read back from the files a run wrote,
-as the README documents them, and summed again by frame operations (lines.parquet,
-allocations.csv and the statements are scanned, never looped over). What is checked:
+Nothing here calls the engine: every figure is read back from the files a run wrote, as
+the README documents them, and compared or summed again by frame operations (lines,
+allocations.csv and the statements are scanned, never looped over). Each invariant is
+checked on its own; one whose files cannot be read as a run writes them fails with the
+reason, and the others are still checked. What is checked:
 
 - every output file is the one the manifest pins;
-- each term's level-1 parts sum to the amount its invoice charges (law 2, level 1);
+- every amount is written as a decimal with exactly its currency's digits, and no key or
+  amount of a line is missing;
+- lines.csv and lines.parquet hold the same lines;
+- each invoice: its CSV and JSON charge the same, and each contract's total is its terms';
+- each term's level-1 parts sum to its charge, in its contract's currency (law 2, level 1);
 - each (contract, work, use type, split version)'s holder lines sum to its level-1 amount,
   and every such amount has lines (law 2, level 2);
-- net = gross − commission − withholding on every line, no amount negative (rule 4);
-- each statement: its lines are the holder's lines, its total their sums, its payable and
-  carried forward the total by its threshold (rule 4);
+- suspense.csv holds the suspense parts of level 1, key by key;
+- net = gross − commission − withholding on every line, none negative (rule 4);
+- each statement lists exactly its holder's lines, totals them, and pays the total or
+  carries it forward by the threshold it shows (rule 4);
 - per currency: charged = payable + carried forward + commission + withholding + suspense,
   each figure summed from the files, and as summary.json states it (law 2);
 - the usage rows: read = accepted + duplicates + quarantined + suspense + unlicensed, per
-  file and in all, with quarantine.csv, unlicensed.csv and suspense.csv holding the rows
-  summary.json counts (law 3).
+  file and in all, for every usage log the manifest pins, with quarantine.csv (per file),
+  unlicensed.csv and suspense.csv holding the rows summary.json counts (law 3);
+- of an adjustment run: adjustments.csv's new figures are the statements', each change is
+  new − old, and summary.json's new totals are the run's (law 6).
+
+What the files alone cannot show (a threshold or a rate other than the inputs', a tie
+broken against rule 5) is `settle explain`'s to find, with the inputs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError
 from settlement.money import format_minor
 from settlement.replay import Pinned, output_problems
 
 AMOUNTS = ["gross", "commission", "withholding", "net"]
+LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id"]
+LINE_COLUMNS = ["run_id", "period", *LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]
 WORK_KEY = ["contract_id", "work_id", "use_type", "split_version"]
+SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 ROW_FATES = ("accepted", "duplicates", "quarantined", "suspense", "unlicensed")
+REFERENCE = ("policy.yaml", "policy.json", "licensees.csv", "holders.csv", "works.csv", "works.parquet",
+             "splits.csv", "splits.parquet", "consent.csv", "revenue.csv")
+CANNOT_READ = (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 @dataclass
 class Findings:
-    """Each invariant checked: a line saying what held (`passed`) or what did not (`failed`)."""
+    """Each invariant checked: a line saying what held (`passed`), or what did not (`failed`,
+    one line per problem, `broken` invariants in all)."""
 
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    broken: int = 0
 
-    def add(self, holds: str, problems: list[str]) -> None:
+    def add(self, name: str, check: Callable[[], tuple[str, list[str]]]) -> None:
+        """Run `check` (what held, and the problems); a file it cannot read is a problem too."""
+        try:
+            holds, problems = check()
+        except CANNOT_READ as error:
+            problems = [f"{name}: cannot be checked, the files are not as a run writes them "
+                        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"]
+        except json.JSONDecodeError as error:  # pragma: no cover - a ValueError, listed for the reader
+            problems = [f"{name}: cannot be checked ({error})"]
         if problems:
             self.failed += problems
+            self.broken += 1
         else:
             self.passed.append(holds)
 
 
-def minor_units(column: str) -> pl.Expr:
-    """A CSV amount, written with exactly its currency's digits, as integer minor units."""
-    return pl.col(column).str.replace(".", "", literal=True).cast(pl.Int128)
+# --------------------------------------------------------------------------- reading the files
+
+def minor_units(column: str, currency: str = "currency") -> pl.Expr:
+    """A CSV amount as integer minor units; null unless written as a decimal with exactly its
+    currency's digits (`12.30` EUR, `1200` JPY, `0.005` BHD)."""
+    text, digits = pl.col(column), pl.col(currency).replace_strict(CURRENCY_EXPONENTS, default=None,
+                                                                    return_dtype=pl.Int32)
+    fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
+    written = text.str.contains(r"^-?\d+(\.\d+)?$") & pl.when(digits == 0).then(fraction.is_null()).otherwise(
+        fraction.str.len_chars() == digits)
+    return pl.when(written).then(text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False))
+
+
+def csv(out: Path, name: str) -> pl.LazyFrame:
+    return pl.scan_csv(out / name, infer_schema=False, glob=False)
+
+
+def lines_parquet(out: Path) -> pl.LazyFrame:
+    """lines.parquet with its keys as text and amounts as Int128 minor units."""
+    return pl.scan_parquet(out / "lines.parquet", glob=False).select(
+        "run_id", "period", *(pl.col(c).cast(pl.String) for c in [*LINE_KEY, "right", "share", "currency"]),
+        pl.col("units").cast(pl.Int128), *(pl.col(f"{a}_minor").cast(pl.Int128).alias(a) for a in AMOUNTS))
+
+
+CSV_BLOCK = 1 << 26  # bytes of lines.csv read at once: polars' scan held all of a 10M-line file (4.4 GiB)
+
+
+def csv_blocks(path: Path) -> Iterator[pl.DataFrame]:
+    """A CSV file's rows, every column as text (empty: null), a block of bytes at a time."""
+    header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK),
+                             convert_options=pa_csv.ConvertOptions(
+                                 column_types={name: pa.string() for name in header}, strings_can_be_null=True,
+                                 quoted_strings_can_be_null=False))
+    for batch in reader:
+        yield pl.from_arrow(pa.Table.from_batches([batch]))
+
+
+def lines_csv(rows: pl.DataFrame) -> pl.LazyFrame:
+    """Rows of lines.csv as lines_parquet reads lines.parquet."""
+    return rows.lazy().select(*LINE_COLUMNS[:-5], pl.col("units").cast(pl.Int128, strict=False),
+                              *(minor_units(a).alias(a) for a in AMOUNTS))
+
+
+def allocations(out: Path) -> pl.LazyFrame:
+    return csv(out, "allocations.csv").select(
+        "contract_id", "term_id", pl.col("work_key"), "use_type", pl.col("version").alias("split_version"),
+        "status", "reason", "currency", minor_units("amount").alias("amount"))
+
+
+STATEMENT_LINE = [*LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]  # what a statement line shows
+FIGURES = ("total", "threshold", "payable", "carried_forward")  # a statement's rows per currency after its lines
+
+
+def line_sums(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Per holder and currency: how many lines, their amounts' sums, lines with an amount
+    missing, and the sum of a hash of each line's every field (equal for the same lines)."""
+    return lines.group_by("holder_id", "currency").agg(
+        pl.len().alias("lines"), pl.struct(STATEMENT_LINE).hash().cast(pl.Int128).sum().alias("digest"),
+        pl.any_horizontal(pl.col(a).is_null() for a in AMOUNTS).sum().alias("unwritten"),
+        *(pl.col(a).sum() for a in AMOUNTS))
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements, read in one scan of their files: per holder and currency, their lines'
+    line_sums, and their total, threshold, payable and carried-forward rows (`figures`: holder,
+    record, currency and amounts in minor units)."""
+
+    lines: pl.DataFrame
+    figures: pl.DataFrame
+
+    @staticmethod
+    def read(out: Path) -> "Statements":
+        paths = sorted((out / "statements").glob("*.csv"))
+        parts = [statement_sums(tuple(paths[start:start + STATEMENT_BATCH]))
+                 for start in range(0, len(paths), STATEMENT_BATCH)]
+        if not parts:
+            empty = lines_parquet(out).clear()
+            return Statements(line_sums(empty).collect(), empty.select(
+                "holder_id", pl.lit("").alias("record"), "currency", *AMOUNTS).collect())
+        return Statements(pl.concat([lines for lines, _ in parts]), pl.concat([figures for _, figures in parts]))
+
+    def figure(self, record: str) -> pl.DataFrame:
+        """One row of each statement, per currency: holder, currency and its amount (`net`) as `record`."""
+        return self.figures.filter(pl.col("record") == record).select("holder_id", "currency",
+                                                                       pl.col("net").alias(record))
+
+
+STATEMENT_BATCH = 2_000  # statements parsed at once: polars scanning 50,000 files one by one took 45 s and 5.6 GiB
+
+
+def statement_rows(paths: tuple[Path, ...]) -> pl.LazyFrame:
+    """The rows of these statements, with their holder (the file's name): the files' bodies
+    parsed as one CSV (a loop over files, not rows), or, when a quoted line end or a missing
+    last one makes the rows not the files' line counts, each file on its own."""
+    header, bodies, holders, counts = b"", [], [], []
+    for path in paths:
+        header, _, body = path.read_bytes().partition(b"\n")
+        bodies.append(body)
+        holders.append(path.stem)
+        counts.append(body.count(b"\n"))
+    whole = all(body.endswith(b"\n") or not body for body in bodies)
+    try:
+        frame = pl.read_csv(b"\n".join([header, b"".join(bodies)]), infer_schema=False) if whole else None
+    except pl.exceptions.PolarsError:  # a file's rows run into the next's: each file on its own says which
+        frame = None
+    if frame is not None and frame.height == sum(counts):
+        holder = pl.Series("holder_id", holders).repeat_by(pl.Series(counts, dtype=pl.UInt32)).explode()
+        return frame.lazy().with_columns(holder)
+    return pl.concat([pl.read_csv(path, infer_schema=False).lazy().with_columns(pl.lit(path.stem).alias("holder_id"))
+                      for path in paths], how="diagonal")
+
+
+def statement_sums(paths: tuple[Path, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Statements.read of a batch of statements."""
+    rows = statement_rows(paths).select(
+        "holder_id", "record", *LINE_KEY[:-1], "right", "share", "currency",
+        pl.col("units").cast(pl.Int128, strict=False), *(minor_units(a).alias(a) for a in AMOUNTS))
+    lines, figures = pl.collect_all([line_sums(rows.filter(pl.col("record") == "line")),
+                                     rows.filter(pl.col("record") != "line").select("holder_id", "record", "currency",
+                                                                                    *AMOUNTS)])
+    return lines, figures
+
+
+def invoice_terms(out: Path) -> pl.DataFrame:
+    """Every invoiced term of the JSON invoices: contract, its currency and total, term, charged."""
+    rows = []
+    for path in sorted((out / "invoices").glob("*.json")):
+        for contract in json.loads(path.read_text(encoding="utf-8"))["contracts"]:
+            rows += [(path.stem, contract["contract_id"], contract["currency"], contract["total"], term["term_id"],
+                      term["charged"]) for term in contract["terms"]]
+    frame = pl.DataFrame(rows, schema=["licensee_id", "contract_id", "currency", "total", "term_id", "charged"],
+                         orient="row")
+    return frame.with_columns(minor_units("total"), minor_units("charged"))
 
 
 def shown(minor: int, currency: str) -> str:
@@ -65,146 +231,161 @@ def examples(frame: pl.DataFrame, most: int = 3) -> str:
     return "; ".join(rows) + (f"; and {frame.height - most} more" if frame.height > most else "")
 
 
-def invoice_terms(out: Path) -> pl.DataFrame:
-    """Every invoiced term: contract, term, currency and charged amount in minor units."""
-    rows = []
-    for path in sorted((out / "invoices").glob("*.json")):
-        for contract in json.loads(path.read_text(encoding="utf-8"))["contracts"]:
-            rows += [{"contract_id": contract["contract_id"], "term_id": term["term_id"],
-                      "currency": contract["currency"], "charged": term["charged"]} for term in contract["terms"]]
-    schema = {"contract_id": pl.String, "term_id": pl.String, "currency": pl.String, "charged": pl.String}
-    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(minor_units("charged"))
+def mismatch(frame: pl.DataFrame, what: str) -> list[str]:
+    return [f"{what} ({frame.height}): {examples(frame)}"] if frame.height else []
 
 
-def lines_frame(out: Path) -> pl.LazyFrame:
-    return pl.scan_parquet(out / "lines.parquet", glob=False).select(
-        pl.col("licensee_id", "contract_id", "use_type", "split_version", "currency").cast(pl.String),
-        "work_id", "holder_id", *(pl.col(f"{a}_minor").cast(pl.Int128).alias(a) for a in AMOUNTS))
+# --------------------------------------------------------------------------- the invariants
+
+def amounts_written(out: Path, statements: Statements) -> tuple[str, list[str]]:
+    """Every amount a decimal with its currency's digits; no line without a key or an amount."""
+    problems = []
+    files = {"lines.csv": AMOUNTS, "allocations.csv": ["amount"], "suspense.csv": ["amount"]}
+    if (out / "adjustments.csv").exists():
+        files["adjustments.csv"] = [f"{side}{figure}" for figure in ("net", "payable", "carried_forward")
+                                    for side in ("old_", "new_")] + [f"{f}_change" for f in
+                                                                     ("net", "payable", "carried_forward")]
+    for name, columns in files.items():
+        written = lambda frame: frame.filter(pl.any_horizontal(pl.col(c).is_not_null() & minor_units(c).is_null()
+                                                                for c in columns))
+        bad = (pl.concat([written(rows) for rows in csv_blocks(out / name)]) if name == "lines.csv"
+               else written(csv(out, name)).collect())
+        problems += mismatch(bad, f"{name}: amounts not written with their currency's digits")
+    problems += mismatch(statements.lines.filter(pl.col("unwritten") > 0).select("holder_id", "currency", "unwritten"),
+                         "statements: holders with line amounts missing or not written with their currency's digits")
+    problems += mismatch(statements.figures.filter(pl.col("net").is_null()),
+                         "statements: rows whose amount is missing or not written with its currency's digits")
+    empty = lines_parquet(out).filter(pl.any_horizontal(pl.all().is_null())).collect()
+    problems += mismatch(empty, "lines.parquet: lines with a key or an amount missing")
+    return "every amount written with its currency's digits, no line missing a key or an amount", problems
 
 
-def allocations_frame(out: Path) -> pl.LazyFrame:
-    return pl.scan_csv(out / "allocations.csv", infer_schema=False, glob=False).select(
-        "contract_id", "term_id", pl.col("work_key").alias("work_id"), "use_type",
-        pl.col("version").alias("split_version"), "status", "currency", minor_units("amount").alias("amount"))
-
-
-def terms_against_invoices(allocations: pl.LazyFrame, terms: pl.DataFrame) -> tuple[str, list[str]]:
-    parts = allocations.group_by("contract_id", "term_id").agg(pl.col("amount").sum().alias("parts")).collect()
-    both = terms.join(parts, on=["contract_id", "term_id"], how="full", coalesce=True)
-    wrong = both.filter(pl.col("parts").fill_null(0) != pl.col("charged").fill_null(0))
-    problems = [f"level 1: the parts of {wrong.height} term(s) in allocations.csv do not sum to what the invoice "
-                f"charges (in minor units): {examples(wrong.select('contract_id', 'term_id', 'charged', 'parts'))}"
-                ] if wrong.height else []
-    return f"level 1: each term's parts in allocations.csv sum to its invoiced charge ({terms.height} terms)", problems
-
-
-def works_against_lines(allocations: pl.LazyFrame, lines: pl.LazyFrame) -> tuple[str, list[str]]:
-    level1 = allocations.filter(pl.col("status") == "accepted").group_by(WORK_KEY).agg(
-        pl.col("amount").sum().alias("level1"))
-    holders = lines.group_by(WORK_KEY).agg(pl.col("gross").sum(), pl.len().alias("holder_lines"))
-    both = level1.join(holders, on=WORK_KEY, how="full", coalesce=True).collect()
-    wrong = both.filter(pl.col("level1").fill_null(-1) != pl.col("gross").fill_null(-1))
-    problems = [f"level 2: the holders' gross of {wrong.height} work amount(s) is not the work's level-1 amount "
-                f"(minor units; null: none there): {examples(wrong)}"] if wrong.height else []
-    return (f"level 2: each work amount's holder lines sum to its level-1 amount ({both.height} work amounts)",
-            problems)
-
-
-def line_arithmetic(lines: pl.LazyFrame) -> tuple[str, list[str]]:
-    wrong = lines.filter((pl.col("net") != pl.col("gross") - pl.col("commission") - pl.col("withholding"))
-                         | pl.any_horizontal(pl.col(a) < 0 for a in AMOUNTS)).collect()
-    count = lines.select(pl.len()).collect().item()
-    problems = [f"{wrong.height} line(s) whose net is not gross − commission − withholding, or with a negative "
-                f"amount: {examples(wrong)}"] if wrong.height else []
-    return f"net = gross − commission − withholding on every line, none negative ({count} lines)", problems
-
-
-LINE_TEXT = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id", "right", "share",
-             "currency"]
-
-
-def line_digest(frame: pl.LazyFrame, amounts: list[pl.Expr]) -> pl.LazyFrame:
-    """The lines' count, and a sum of one hash per line of its keys and amounts: equal for the
-    same lines, in any order."""
-    row = pl.concat_str([*(pl.col(c).cast(pl.String) for c in LINE_TEXT), pl.col("units").cast(pl.String),
-                         *(a.cast(pl.String) for a in amounts)], separator="|")
-    return frame.select(pl.len().alias("lines"), row.hash().cast(pl.Int128).sum().alias("digest"))
+def line_digest(frame: pl.LazyFrame) -> tuple:
+    """How many lines, and the sum of a hash of each line's every field: equal for the same lines."""
+    return frame.select(pl.len(), pl.struct(LINE_COLUMNS).hash().cast(pl.Int128).sum()).collect().row(0)
 
 
 def csv_against_parquet(out: Path) -> tuple[str, list[str]]:
-    """lines.csv and lines.parquet hold the same lines (amounts: decimals and minor units)."""
-    as_csv = line_digest(pl.scan_csv(out / "lines.csv", infer_schema=False, glob=False),
-                         [minor_units(a) for a in AMOUNTS])
-    as_parquet = line_digest(pl.scan_parquet(out / "lines.parquet", glob=False),
-                             [pl.col(f"{a}_minor") for a in AMOUNTS])
-    csv_row, parquet_row = (frame.collect().row(0) for frame in (as_csv, as_parquet))
-    problems = [] if csv_row == parquet_row else [
-        f"lines.csv ({csv_row[0]} lines) and lines.parquet ({parquet_row[0]} lines) do not hold the same lines"]
-    return f"lines.csv and lines.parquet hold the same {parquet_row[0]} lines", problems
+    digests = [line_digest(lines_csv(rows)) for rows in csv_blocks(out / "lines.csv")]
+    ours, theirs = (sum(count for count, _ in digests), sum(digest for _, digest in digests)), line_digest(
+        lines_parquet(out))
+    problems = [] if ours == theirs else [
+        f"lines.csv ({ours[0]} lines) and lines.parquet ({theirs[0]} lines) do not hold the same lines"]
+    return f"lines.csv and lines.parquet hold the same {theirs[0]} lines", problems
 
 
-def statement_frame(out: Path) -> pl.DataFrame:
-    paths = sorted((out / "statements").glob("*.csv"))  # one scan of every statement, by its literal path
-    if not paths:
-        return pl.DataFrame(schema={"holder_id": pl.String, "record": pl.String, "currency": pl.String,
-                                    **{a: pl.Int128 for a in AMOUNTS}})
-    statements = pl.scan_csv(paths, infer_schema=False, include_file_paths="path", glob=False)
-    return statements.select(
-        pl.col("path").str.extract(r"([^/\\]+)\.csv$").alias("holder_id"), "record", "currency",
-        *(minor_units(a).alias(a) for a in AMOUNTS)).collect()
+def invoices_agree(out: Path, terms: pl.DataFrame) -> tuple[str, list[str]]:
+    """Each invoice's CSV charges what its JSON does; each contract's total is its terms' sum."""
+    paths = sorted((out / "invoices").glob("*.csv"))
+    listed = pl.scan_csv(paths, infer_schema=False, glob=False).select(
+        "contract_id", "term_id", "currency", minor_units("charged").alias("charged")).collect() if paths else terms.clear()
+    both = terms.select("contract_id", "term_id", "currency", "charged").join(
+        listed, on=["contract_id", "term_id"], how="full", coalesce=True, suffix="_csv")
+    problems = mismatch(both.filter((pl.col("charged").fill_null(-1) != pl.col("charged_csv").fill_null(-1))
+                                    | (pl.col("currency").fill_null("") != pl.col("currency_csv").fill_null(""))),
+                        "invoices: terms whose CSV and JSON differ (charged in minor units)")
+    totals = terms.group_by("contract_id", "total").agg(pl.col("charged").sum().alias("terms"))
+    problems += mismatch(totals.filter(pl.col("total") != pl.col("terms")),
+                         "invoices: contracts whose total is not the sum of their terms' charges")
+    return f"invoices: CSV and JSON agree, each contract's total is its terms' ({terms.height} terms)", problems
 
 
-def statements_against_lines(statements: pl.DataFrame, lines: pl.LazyFrame) -> tuple[str, list[str]]:
-    """Each statement's lines are its holder's; its total their sums; its payable or carried
-    forward the whole net, by its threshold."""
+def terms_against_invoices(out: Path, terms: pl.DataFrame) -> tuple[str, list[str]]:
+    parts = allocations(out).group_by("contract_id", "term_id", "currency").agg(
+        pl.col("amount").sum().alias("parts")).collect()
+    both = terms.select("contract_id", "term_id", "currency", "charged").join(
+        parts, on=["contract_id", "term_id"], how="full", coalesce=True, suffix="_parts")
+    wrong = both.filter((pl.col("parts").fill_null(-1) != pl.col("charged").fill_null(-1))
+                        | (pl.col("currency").fill_null("") != pl.col("currency_parts").fill_null("")))
+    return (f"level 1: each term's parts in allocations.csv sum to its invoiced charge, in its currency "
+            f"({terms.height} terms)",
+            mismatch(wrong, "level 1: terms whose parts do not sum to what the invoice charges (minor units), or "
+                            "are in another currency"))
+
+
+def works_against_lines(out: Path) -> tuple[str, list[str]]:
+    key = [*WORK_KEY, "currency"]
+    level1 = allocations(out).filter(pl.col("status") == "accepted").rename({"work_key": "work_id"}).group_by(
+        key).agg(pl.col("amount").sum().alias("level1"))
+    holders = lines_parquet(out).group_by(key).agg(pl.col("gross").sum())
+    both = level1.join(holders, on=key, how="full", coalesce=True).collect()
+    wrong = both.filter(pl.col("level1").fill_null(-1) != pl.col("gross").fill_null(-1))
+    return (f"level 2: each work amount's holder lines sum to its level-1 amount ({both.height} work amounts)",
+            mismatch(wrong, "level 2: work amounts whose holders' gross is not the level-1 amount (minor units; "
+                            "null: none there)"))
+
+
+def suspense_against_level_one(out: Path) -> tuple[str, list[str]]:
+    parts = allocations(out).filter(pl.col("status") == "suspense").group_by(*SUSPENSE_KEY, "currency").agg(
+        pl.col("amount").sum().alias("parts"))
+    held = csv(out, "suspense.csv").filter(pl.col("amount").is_not_null()).select(
+        *SUSPENSE_KEY, "currency", minor_units("amount").alias("held"))
+    both = parts.join(held, on=[*SUSPENSE_KEY, "currency"], how="full", coalesce=True).collect()
+    wrong = both.filter(pl.col("parts").fill_null(0) != pl.col("held").fill_null(0))  # usage weighing nothing: 0
+    return (f"suspense.csv holds level 1's suspense parts, key by key ({both.height} keys)",
+            mismatch(wrong, "suspense: keys whose amount in suspense.csv is not their level-1 suspense parts' "
+                            "(minor units)"))
+
+
+def line_arithmetic(out: Path) -> tuple[str, list[str]]:
+    lines = lines_parquet(out)
+    wrong = lines.filter(((pl.col("net") != pl.col("gross") - pl.col("commission") - pl.col("withholding"))
+                          | pl.any_horizontal(pl.col(a) < 0 for a in AMOUNTS)).fill_null(True)).select(
+        *LINE_KEY, *AMOUNTS).collect()
+    count = lines.select(pl.len()).collect().item()
+    return (f"net = gross − commission − withholding on every line, none negative ({count} lines)",
+            mismatch(wrong, "lines whose net is not gross − commission − withholding, or with an amount negative or "
+                            "missing (minor units)"))
+
+
+def statements_against_lines(out: Path, statements: Statements) -> tuple[str, list[str]]:
+    """Each statement lists exactly its holder's lines (compared by line_sums per holder and
+    currency), totals them, and pays or carries the total by its threshold."""
     key = ["holder_id", "currency"]
-    listed = statements.filter(pl.col("record") == "line").group_by(key).agg(pl.len().alias("listed"),
-                                                                              *(pl.col(a).sum() for a in AMOUNTS))
-    sums = lines.group_by(key).agg(pl.len().alias("listed"), *(pl.col(a).sum() for a in AMOUNTS)).collect()
-    figure = lambda record: statements.filter(pl.col("record") == record).select(*key, pl.col("net").alias(record))
-    totals = figure("total").join(statements.filter(pl.col("record") == "total").select(
-        *key, *AMOUNTS[:3]), on=key)
-    balance = figure("threshold").join(figure("payable"), on=key, how="full", coalesce=True).join(
-        figure("carried_forward"), on=key, how="full", coalesce=True).join(totals, on=key, how="full", coalesce=True)
-    problems = []
-    unlike = sums.join(listed, on=key, how="full", coalesce=True, suffix="_statement").filter(pl.any_horizontal(
-        pl.col(c).fill_null(-1) != pl.col(f"{c}_statement").fill_null(-1) for c in ("listed", *AMOUNTS)))
-    if unlike.height:
-        problems.append(f"statements: {unlike.height} holder(s) whose statement lines are not their lines in "
-                        f"lines.parquet: {examples(unlike)}")
-    stated = balance.join(sums.rename({a: f"{a}_lines" for a in AMOUNTS}), on=key, how="left")
-    wrong_total = stated.filter(pl.any_horizontal(pl.col(c if c != "net" else "total").fill_null(-1)
-                                                  != pl.col(f"{c}_lines").fill_null(-1) for c in AMOUNTS))
-    if wrong_total.height:
-        problems.append(f"statements: {wrong_total.height} total(s) that are not the sums of the holder's lines: "
-                        f"{examples(wrong_total)}")
-    paid = pl.col("total") >= pl.col("threshold")
-    wrong_balance = stated.filter(
-        pl.when(paid).then((pl.col("payable") != pl.col("total")) | (pl.col("carried_forward") != 0))
-        .otherwise((pl.col("payable") != 0) | (pl.col("carried_forward") != pl.col("total"))).fill_null(True))
-    if wrong_balance.height:
-        problems.append(f"statements: {wrong_balance.height} balance(s) not paid when at least the threshold, or not "
-                        f"carried forward below it: {examples(wrong_balance)}")
-    holders = statements["holder_id"].n_unique()
-    return (f"statements: lines, totals, and payable or carried forward by threshold ({holders} holders)", problems)
+    ours = line_sums(lines_parquet(out)).collect()
+    both = ours.join(statements.lines, on=key, how="full", coalesce=True, suffix="_statement")
+    differ = pl.any_horizontal(pl.col(c).fill_null(-1) != pl.col(f"{c}_statement").fill_null(-1)
+                               for c in ("lines", "digest", *AMOUNTS))
+    problems = mismatch(both.filter(differ).select(*key, "lines", "lines_statement", "net", "net_statement"),
+                        "statements: holders whose statement does not list exactly their lines of lines.parquet "
+                        "(lines and net in minor units, there and on the statement)")
+    balance = statements.figures.filter(pl.col("record") == "total").select(*key, *AMOUNTS)
+    for record in FIGURES[1:]:
+        balance = balance.join(statements.figure(record), on=key, how="full", coalesce=True)
+    balance = balance.join(statements.lines.select(*key, *(pl.col(a).alias(f"{a}_lines") for a in AMOUNTS)),
+                           on=key, how="full", coalesce=True)
+    problems += mismatch(balance.filter(pl.any_horizontal(pl.col(a).fill_null(-1) != pl.col(f"{a}_lines").fill_null(-1)
+                                                          for a in AMOUNTS)),
+                         "statements: totals that are not the sums of the statement's lines (minor units)")
+    paid = pl.col("net") >= pl.col("threshold")
+    wrong = balance.filter(pl.when(paid).then((pl.col("payable") != pl.col("net")) | (pl.col("carried_forward") != 0))
+                           .otherwise((pl.col("payable") != 0) | (pl.col("carried_forward") != pl.col("net")))
+                           .fill_null(True))
+    problems += mismatch(wrong.select(*key, "net", "threshold", "payable", "carried_forward"),
+                         "statements: balances not paid at or above the threshold, or not carried forward below it, "
+                         "or missing a total, threshold, payable or carried-forward row (minor units)")
+    return (f"statements: each lists exactly its holder's lines and totals them; payable or carried forward by "
+            f"threshold ({balance['holder_id'].n_unique()} holders)", problems)
 
 
-def conservation(statements: pl.DataFrame, lines: pl.LazyFrame, terms: pl.DataFrame, out: Path,
-                 summary: dict) -> tuple[str, list[str]]:
+def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary: dict) -> tuple[str, list[str]]:
     """Per currency: charged = payable + carried forward + commission + withholding + suspense,
     from the files, and as summary.json says."""
-    suspense = pl.scan_csv(out / "suspense.csv", infer_schema=False, glob=False).group_by("currency").agg(
+    suspense = csv(out, "suspense.csv").group_by("currency").agg(
         minor_units("amount").sum().alias("suspense")).collect()
-    deductions = lines.group_by("currency").agg(pl.col("commission").sum(), pl.col("withholding").sum()).collect()
-    balances = statements.group_by("currency").agg(
+    deductions = lines_parquet(out).group_by("currency").agg(pl.col("commission").sum(),
+                                                              pl.col("withholding").sum()).collect()
+    balances = statements.figures.group_by("currency").agg(
         pl.col("net").filter(pl.col("record") == "payable").sum().alias("payable"),
         pl.col("net").filter(pl.col("record") == "carried_forward").sum().alias("carried_forward"))
     charged = terms.group_by("currency").agg(pl.col("charged").sum())
     figures = (charged.join(balances, on="currency", how="full", coalesce=True)
                .join(deductions, on="currency", how="full", coalesce=True)
-               .join(suspense, on="currency", how="full", coalesce=True).fill_null(0).sort("currency"))
+               .join(suspense, on="currency", how="full", coalesce=True)
+               .filter(pl.col("currency").is_not_null()).fill_null(0).sort("currency"))
     problems, held = [], []
     parts = ("payable", "carried_forward", "commission", "withholding", "suspense")
+    stated_totals = summary["currencies"]
     for row in figures.iter_rows(named=True):  # a row per currency
         currency = row["currency"]
         equation = (f"{currency}: charged {shown(row['charged'], currency)} = " + " + ".join(
@@ -212,44 +393,79 @@ def conservation(statements: pl.DataFrame, lines: pl.LazyFrame, terms: pl.DataFr
         if row["charged"] != sum(row[p] for p in parts):
             problems.append(f"conservation does not hold: {equation} = "
                             f"{shown(sum(row[p] for p in parts), currency)}")
-        stated = summary.get("currencies", {}).get(currency, {})
-        differ = [f"{name} {stated.get(name)} in summary.json, {shown(row[name], currency)} in the files"
-                  for name in ("charged", *parts) if stated.get(name) != shown(row[name], currency)]
-        problems += [f"{currency}: {d}" for d in differ]
+        stated = stated_totals.get(currency, {})
+        problems += [f"{currency}: {name} {stated.get(name)} in summary.json, {shown(row[name], currency)} in the files"
+                     for name in ("charged", *parts) if stated.get(name) != shown(row[name], currency)]
         held.append(equation)
-    missing = sorted(set(summary.get("currencies", {})) - set(figures["currency"].to_list()))
-    problems += [f"{currency}: in summary.json, but in no file" for currency in missing]
+    problems += [f"{currency}: in summary.json, but in no file"
+                 for currency in sorted(set(stated_totals) - set(figures["currency"].to_list()))]
     return "conservation, as summary.json states it: " + "; ".join(held), problems
 
 
-def row_accounting(out: Path, summary: dict) -> tuple[str, list[str]]:
-    """Law 3: each file's rows, and all of them, add up, and the reports hold the rows counted."""
-    problems = []
-    files = summary.get("files", [])
-    for entry in [*files, {"file": "all files", **summary.get("rows", {})}]:
-        fates = sum(entry.get(fate, 0) for fate in ROW_FATES)
-        if entry.get("rows_read") != fates:
-            problems.append(f"rows of {entry['file']}: {entry.get('rows_read')} read, but "
-                            + " + ".join(f"{entry.get(f, 0)} {f}" for f in ROW_FATES) + f" = {fates}")
-    rows = summary.get("rows", {})
-    for fate in ("rows_read", *ROW_FATES):
-        if sum(entry.get(fate, 0) for entry in files) != rows.get(fate):
-            problems.append(f"rows: the files' {fate} do not sum to summary.json's {rows.get(fate)}")
-    reported = {
-        "quarantined": pl.scan_csv(out / "quarantine.csv", infer_schema=False, glob=False).select(pl.len()).collect().item(),
-        "unlicensed": rows_column(out / "unlicensed.csv"),
-        "suspense": rows_column(out / "suspense.csv"),
-    }
-    problems += [f"rows: summary.json counts {rows.get(fate)} {fate}, {out / name} holds {count}"
-                 for (fate, count), name in zip(reported.items(), ("quarantine.csv", "unlicensed.csv", "suspense.csv"))
-                 if rows.get(fate) != count]
-    return (f"rows: {rows.get('rows_read')} read = " + " + ".join(f"{rows.get(f)} {f}" for f in ROW_FATES)
-            + f", in each of {len(files)} files, and as quarantine.csv, unlicensed.csv and suspense.csv hold them",
-            problems)
+def usage_logs(pinned: Pinned) -> list[str]:
+    """The usage logs the manifest pins: its inputs but the reference files."""
+    return sorted(entry["path"] for entry in pinned.manifest["inputs"]
+                  if entry["path"] not in REFERENCE and not entry["path"].startswith("contracts/"))
 
 
-def rows_column(path: Path) -> int:
-    return int(pl.scan_csv(path, infer_schema=False, glob=False).select(pl.col("rows").cast(pl.Int64).sum()).collect().item())
+def row_accounting(out: Path, pinned: Pinned) -> tuple[str, list[str]]:
+    """Law 3: each usage log's rows, and all of them, add up; the reports hold the rows counted."""
+    summary, problems = pinned.summary, []
+    files, rows = summary["files"], summary["rows"]
+    for entry in [*files, {"file": "all files", **rows}]:
+        fates = sum(entry[fate] for fate in ROW_FATES)
+        if entry["rows_read"] != fates:
+            problems.append(f"rows of {entry['file']}: {entry['rows_read']} read, but "
+                            + " + ".join(f"{entry[f]} {f}" for f in ROW_FATES) + f" = {fates}")
+    problems += [f"rows: the files' {fate} do not sum to summary.json's {rows[fate]}"
+                 for fate in ("rows_read", *ROW_FATES) if sum(entry[fate] for entry in files) != rows[fate]]
+    named, pinned_logs = sorted(entry["file"] for entry in files), usage_logs(pinned)
+    if named != pinned_logs:
+        problems.append(f"rows: summary.json accounts for the usage logs {named}, the manifest pins {pinned_logs}")
+    quarantined = csv(out, "quarantine.csv").group_by("file").agg(pl.len().cast(pl.Int64).alias("listed")).collect()
+    counted = pl.DataFrame({"file": [e["file"] for e in files], "quarantined": [e["quarantined"] for e in files]},
+                           schema={"file": pl.String, "quarantined": pl.Int64})
+    problems += mismatch(counted.join(quarantined, on="file", how="full", coalesce=True).filter(
+        pl.col("quarantined").fill_null(0) != pl.col("listed").fill_null(0)),
+        "rows: files whose quarantined rows in summary.json are not quarantine.csv's")
+    for fate, name in (("unlicensed", "unlicensed.csv"), ("suspense", "suspense.csv")):
+        held = csv(out, name).select(pl.col("rows").cast(pl.Int64).sum()).collect().item()
+        if held != rows[fate]:
+            problems.append(f"rows: summary.json counts {rows[fate]} {fate}, {name} holds {held}")
+    return (f"rows: {rows['rows_read']} read = " + " + ".join(f"{rows[f]} {f}" for f in ROW_FATES)
+            + f", in each of the {len(files)} usage logs the manifest pins, as quarantine.csv, unlicensed.csv and "
+              "suspense.csv hold them", problems)
+
+
+def adjustment_figures(out: Path, statements: Statements, summary: dict) -> tuple[str, list[str]]:
+    """Law 6: adjustments.csv's new figures are the statements', each change new − old; the
+    summary's new totals are the run's and each change new − old."""
+    figures = ("net", "payable", "carried_forward")
+    table = csv(out, "adjustments.csv").select(
+        "holder_id", "currency", *(minor_units(f"{side}_{f}").alias(f"{side}_{f}")
+                                   for f in figures for side in ("old", "new")),
+        *(minor_units(f"{f}_change").alias(f"{f}_change") for f in figures)).collect()
+    problems = mismatch(table.filter(pl.any_horizontal(
+        pl.col(f"{f}_change") != pl.col(f"new_{f}") - pl.col(f"old_{f}") for f in figures).fill_null(True)),
+        "adjustments.csv: rows whose change is not new − old (minor units)")
+    record = {"net": "total", "payable": "payable", "carried_forward": "carried_forward"}
+    stated = pl.concat([statements.figure(record[f]).select(
+        "holder_id", "currency", pl.lit(f).alias("figure"), pl.col(record[f]).alias("statement")) for f in figures])
+    listed = table.unpivot([f"new_{f}" for f in figures], index=["holder_id", "currency"], variable_name="figure",
+                           value_name="new").with_columns(pl.col("figure").str.strip_prefix("new_"))
+    problems += mismatch(listed.join(stated, on=["holder_id", "currency", "figure"], how="left").filter(
+        pl.col("new") != pl.col("statement").fill_null(0)),
+        "adjustments.csv: new figures that are not the holder's statement's (minor units; a holder without a "
+        "statement has 0)")
+    for currency, totals in summary["adjustment"]["currencies"].items():
+        run = summary["currencies"].get(currency, {})
+        for name, figure in totals.items():
+            old, new, change = (int(figure[k].replace(".", "")) for k in ("old", "new", "change"))
+            if change != new - old or figure["new"] != run.get(name, shown(0, currency)):
+                problems.append(f"summary.json: the adjustment's {currency} {name} is {figure}, the run's "
+                                f"{run.get(name, 'none')}")
+    return (f"adjustment: adjustments.csv's {table.height} rows are the statements' new figures, each change new − "
+            f"old, as summary.json's totals are", problems)
 
 
 def check(run_out: Path) -> tuple[Pinned, Findings]:
@@ -258,13 +474,24 @@ def check(run_out: Path) -> tuple[Pinned, Findings]:
     if pinned.preview:
         raise InputError(str(run_out), "is a preview, which allocates nothing", expected="a run's output folder")
     findings = Findings()
-    count, _, problems = output_problems(pinned)
-    findings.add(f"every output file is the one manifest.json pins ({count} files)", problems)
-    lines, allocations, terms = lines_frame(run_out), allocations_frame(run_out), invoice_terms(run_out)
-    statements = statement_frame(run_out)
-    for holds, problems in (csv_against_parquet(run_out), terms_against_invoices(allocations, terms), works_against_lines(allocations, lines),
-                            line_arithmetic(lines), statements_against_lines(statements, lines),
-                            conservation(statements, lines, terms, run_out, pinned.summary),
-                            row_accounting(run_out, pinned.summary)):
-        findings.add(holds, problems)
+
+    def manifest() -> tuple[str, list[str]]:
+        count, _, problems = output_problems(pinned)
+        return f"every output file is the one manifest.json pins ({count} files)", problems
+
+    findings.add("the manifest", manifest)
+    summary = pinned.summary
+    terms, rows = functools.cache(lambda: invoice_terms(run_out)), functools.cache(lambda: Statements.read(run_out))
+    findings.add("amounts", lambda: amounts_written(run_out, rows()))
+    findings.add("lines.csv and lines.parquet", lambda: csv_against_parquet(run_out))
+    findings.add("invoices", lambda: invoices_agree(run_out, terms()))
+    findings.add("level 1", lambda: terms_against_invoices(run_out, terms()))
+    findings.add("level 2", lambda: works_against_lines(run_out))
+    findings.add("suspense", lambda: suspense_against_level_one(run_out))
+    findings.add("lines", lambda: line_arithmetic(run_out))
+    findings.add("statements", lambda: statements_against_lines(run_out, rows()))
+    findings.add("conservation", lambda: conservation(run_out, rows(), terms(), summary))
+    findings.add("rows", lambda: row_accounting(run_out, pinned))
+    if "adjustment" in summary:
+        findings.add("adjustment", lambda: adjustment_figures(run_out, rows(), summary))
     return pinned, findings

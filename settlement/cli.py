@@ -284,8 +284,8 @@ def check(run_out: Annotated[Path, typer.Argument(help="the run's output folder"
         errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
         for problem in findings.failed:
             errors.print(f"  ✗ {problem}")
-        errors.print(f"error: {len(findings.failed)} invariant{'s' if len(findings.failed) != 1 else ''} of run "
-                     f"{pinned.run_id} do{'es' if len(findings.failed) == 1 else ''} not hold")
+        errors.print(f"error: {findings.broken} invariant{'s' if findings.broken != 1 else ''} of run "
+                     f"{pinned.run_id} do{'es' if findings.broken == 1 else ''} not hold")
         raise typer.Exit(1)
 
 

@@ -212,8 +212,8 @@ def test_a_usage_folder_is_read_recursively_and_a_file_named_twice_is_read_once(
     folder = good_folder(tmp_path / "in")
     monkeypatch.chdir(tmp_path)
     files = rows_read_by_file(folder, tmp_path / "out", "logs/a.csv", str(logs / "a.csv"), str(logs))
-    # a.csv three times, read once: shown under the first of its names in sorted order
-    assert files == {f"{logs}/a.csv": 1, f"{logs}/deep/b.jsonl": 2}
+    # a.csv three times, read once, and named by its path in the folder its patterns start from
+    assert files == {"a.csv": 1, "deep/b.jsonl": 2}
 
 
 # --- 6-7. ids and revenue keys given twice -------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from conftest import ROOT, settle_cli
@@ -54,44 +55,78 @@ def failed(out: Path) -> list[str]:
 
 def test_every_invariant_of_the_sample_month_holds(run_out):
     pinned, findings = check(run_out)
-    assert findings.failed == []
+    assert findings.failed == [] and findings.broken == 0
     assert [line.split(":")[0].split(" (")[0] for line in findings.passed] == [
-        "every output file is the one manifest.json pins", "lines.csv and lines.parquet hold the same 1321 lines",
-        "level 1", "level 2", "net = gross − commission − withholding on every line, none negative", "statements",
+        "every output file is the one manifest.json pins",
+        "every amount written with its currency's digits, no line missing a key or an amount",
+        "lines.csv and lines.parquet hold the same 1321 lines", "invoices", "level 1", "level 2",
+        "suspense.csv holds level 1's suspense parts, key by key",
+        "net = gross − commission − withholding on every line, none negative", "statements",
         "conservation, as summary.json states it", "rows"]
     assert "EUR: charged 70000.00 = payable 59843.34 + carried forward 21.00 + commission 6943.22 + withholding " \
-           "2132.09 + suspense 1060.35" in findings.passed[6]
+           "2132.09 + suspense 1060.35" in findings.passed[9]
 
 
-def test_a_cent_moved_between_two_works_of_a_term_breaks_level_two(run_out, tmp_path):
-    allocations = (run_out / "allocations.csv").read_text(encoding="utf-8").split("\n")
-    first, second = allocations[1], allocations[2]  # two parts of the same term
-    assert first.split(",")[:2] == second.split(",")[:2] and first.endswith("88.89") and second.endswith("88.89")
+def test_a_term_whose_parts_do_not_sum_to_its_charge_breaks_level_one_and_two(run_out, tmp_path):
     out = forged(run_out, tmp_path, "allocations.csv", 2, "88.89", "88.90")
-    lines = (out / "allocations.csv").read_text(encoding="utf-8").split("\n")
-    lines[2] = lines[2][:-len("88.89")] + "88.88"
-    (out / "allocations.csv").write_text("\n".join(lines), encoding="utf-8")
-    out = forged(out, tmp_path / "again", "allocations.csv", 2, "88.90", "88.90")  # re-pinned
+    problems = failed(out)
+    assert [p.split(":")[0] for p in problems] == ["level 1", "level 2"]
+    assert problems[0].endswith("(1): contract_id=MUSIC-AI-2026, term_id=fixed-fee, currency=EUR, charged=1200000, "
+                                "currency_parts=EUR, parts=1200001")
+    assert problems[1].endswith("(1): contract_id=MUSIC-AI-2026, work_id=W000001, use_type=train, "
+                                "split_version=2020-01-01, currency=EUR, level1=61658, gross=61657")
+
+
+def test_a_cent_moved_between_two_suspense_keys_is_found(run_out, tmp_path):
+    out = forged(run_out, tmp_path, "suspense.csv", 2, ",53.58", ",53.57")
+    out = forged(out, tmp_path / "again", "suspense.csv", 3, ",4.02", ",4.03")
     problems = failed(out)
     assert len(problems) == 1 and problems[0].startswith(
-        "level 2: the holders' gross of 2 work amount(s) is not the work's level-1 amount")
-
-
-def test_a_term_whose_parts_do_not_sum_to_its_charge_breaks_level_one(run_out, tmp_path):
-    out = forged(run_out, tmp_path, "allocations.csv", 2, "88.89", "88.90")
-    problems = failed(out)
-    assert problems[0].startswith("level 1: the parts of 1 term(s) in allocations.csv do not sum to what the "
-                                  "invoice charges (in minor units): contract_id=MUSIC-AI-2026, term_id=fixed-fee, "
-                                  "charged=1200000, parts=1200001")
+        "suspense: keys whose amount in suspense.csv is not their level-1 suspense parts' (minor units) (2): ")
 
 
 def test_suspense_raised_by_a_cent_breaks_conservation(run_out, tmp_path):
     out = forged(run_out, tmp_path, "suspense.csv", 2, ",53.58", ",53.59")
     problems = failed(out)
-    assert problems == [
+    assert problems[1:] == [
         "conservation does not hold: EUR: charged 70000.00 = payable 59843.34 + carried forward 21.00 + commission "
         "6943.22 + withholding 2132.09 + suspense 1060.36 = 70000.01",
         "EUR: suspense 1060.35 in summary.json, 1060.36 in the files"]
+
+
+def test_amounts_not_written_with_the_currencys_digits_are_found(run_out, tmp_path):
+    out = forged(run_out, tmp_path, "lines.csv", 2, ",12.43,1.24,0.00,11.19", ",124.3,12.4,0.00,111.9")
+    problems = failed(out)
+    assert problems[0].startswith("lines.csv: amounts not written with their currency's digits (1): ")
+    assert problems[1] == "lines.csv (1321 lines) and lines.parquet (1321 lines) do not hold the same lines"
+
+
+def test_a_statement_line_of_another_work_is_found(run_out, tmp_path):
+    """The statement's count and sums stay as they were: only its lines, compared one by one, show it."""
+    out = forged(run_out, tmp_path, "statements/H009.csv", 2, "W000001", "W000199")
+    problems = failed(out)
+    assert problems == ["statements: holders whose statement does not list exactly their lines of lines.parquet "
+                        "(lines and net in minor units, there and on the statement) (1): holder_id=H009, currency=EUR, "
+                        "lines=17, lines_statement=17, net=124184, net_statement=124184"]
+
+
+def test_statements_whose_rows_are_not_their_line_counts_are_read_one_by_one(run_out, tmp_path):
+    """A title with a quoted line end, or a last line without one, and the batch is parsed file by file."""
+    from settlement.check import statement_rows
+
+    folder = tmp_path / "statements"
+    shutil.copytree(run_out / "statements", folder)
+    paths = tuple(sorted(folder.glob("*.csv"))[:5])
+    expected = statement_rows(paths).collect()
+    rows = pl.read_csv(paths[0], infer_schema=False)
+    title = rows["title"][0]
+    rows.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(title[:3] + "\n" + title[3:]))
+                      .otherwise(pl.col("title")).alias("title")).write_csv(paths[0], line_terminator="\n")
+    read = statement_rows(paths).collect()
+    assert read.height == expected.height and read["holder_id"].to_list() == expected["holder_id"].to_list()
+    assert read["title"].to_list()[0] == title[:3] + "\n" + title[3:]
+    paths[1].write_bytes(paths[1].read_bytes().rstrip(b"\n"))  # its last row would run into the next file's first
+    assert statement_rows(paths).collect().height == expected.height
 
 
 def test_a_statement_paying_what_it_should_carry_forward_is_found(run_out, tmp_path):
@@ -99,9 +134,18 @@ def test_a_statement_paying_what_it_should_carry_forward_is_found(run_out, tmp_p
     payable = next(i for i, line in enumerate(statement, start=1) if line.startswith("payable,"))
     out = forged(run_out, tmp_path, "statements/H043.csv", payable, ",0.00", ",17.00")
     problems = failed(out)
-    assert problems[0].startswith("statements: 1 balance(s) not paid when at least the threshold, or not carried "
-                                  "forward below it: holder_id=H043")
+    assert problems[0].startswith("statements: balances not paid at or above the threshold, or not carried forward "
+                                  "below it, or missing a total, threshold, payable or carried-forward row (minor "
+                                  "units) (1): holder_id=H043, currency=EUR, net=1700, threshold=5000, payable=1700")
     assert problems[1].startswith("conservation does not hold: EUR")
+
+
+def test_an_invoice_whose_csv_charges_otherwise_than_its_json_is_found(run_out, tmp_path):
+    out = forged(run_out, tmp_path, "invoices/lumen-ai.csv", 2, ",12000.00,12000.00", ",12000.00,11000.00")
+    problems = failed(out)
+    assert problems == ["invoices: terms whose CSV and JSON differ (charged in minor units) (1): "
+                        "contract_id=MUSIC-AI-2026, term_id=fixed-fee, currency=EUR, charged=1200000, "
+                        "currency_csv=EUR, charged_csv=1100000"]
 
 
 def test_rows_that_do_not_add_up_are_found(run_out, tmp_path):
@@ -111,23 +155,75 @@ def test_rows_that_do_not_add_up_are_found(run_out, tmp_path):
     assert failed(out) == [
         "rows of all files: 3471 read, but 3345 accepted + 31 duplicates + 28 quarantined + 37 suspense + 29 "
         "unlicensed = 3470",
-        "rows: the files' quarantined do not sum to summary.json's 28",
-        f"rows: summary.json counts 28 quarantined, {out / 'quarantine.csv'} holds 29"]
+        "rows: the files' quarantined do not sum to summary.json's 28"]
+
+
+def test_a_usage_log_left_out_of_the_accounting_is_found(run_out, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(run_out, out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    late = next(entry for entry in summary["files"] if entry["file"] == "usage/quill-labs-2026-10-late.csv")
+    summary["files"].remove(late)
+    summary["rows"] = {fate: count - late[fate] for fate, count in summary["rows"].items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    problems = failed(forged(out, tmp_path / "again", "summary.json", 1, "{", "{"))
+    assert any(p.startswith("rows: summary.json accounts for the usage logs ['usage/lumen-ai-2026-10-a.csv', ")
+               and "the manifest pins ['usage/lumen-ai-2026-10-a.csv'," in p for p in problems)
+    assert any(p.startswith("rows: files whose quarantined rows in summary.json are not quarantine.csv's (1): "
+                            "file=usage/quill-labs-2026-10-late.csv, quarantined=None, listed=3") for p in problems)
+
+
+def test_files_that_cannot_be_read_as_a_runs_fail_their_invariants_and_the_rest_are_checked(run_out, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(run_out, out)
+    (out / "allocations.csv").unlink()
+    (out / "lines.parquet").write_bytes(b"not parquet")
+    pinned, findings = check(out)
+    assert findings.failed[:2] == ["output allocations.csv: missing", findings.failed[1]]
+    assert findings.failed[1].startswith("output lines.parquet: SHA-256 ")
+    assert any(p.startswith("level 1: cannot be checked, the files are not as a run writes them (") for p in findings.failed)
+    assert any(p.startswith("lines: cannot be checked") for p in findings.failed)
+    assert any(line.startswith("rows: ") for line in findings.passed)  # what can be read is still checked
+
+
+def test_an_adjustment_run_checks_its_adjustments(tmp_path):
+    from settlement import posting
+    from settlement.progress import SILENT
+
+    ledger = str(tmp_path / "ledger.sqlite")
+    first = posting.settled_and_posted(load_inputs(FIXTURES), Period.parse("2026-10"), CLOCK, tmp_path / "first",
+                                       SILENT, ledger)
+    inputs = tmp_path / "restated"
+    shutil.copytree(FIXTURES, inputs)
+    (inputs / "revenue.csv").write_text((FIXTURES / "revenue.csv").read_text(encoding="utf-8").replace(
+        "1850000.00", "1700000.00"), encoding="utf-8")
+    posting.settled_and_posted(load_inputs(inputs), Period.parse("2026-10"), CLOCK, tmp_path / "adjusted", SILENT,
+                               ledger, first["run_id"], "restated")
+    pinned, findings = check(tmp_path / "adjusted")
+    assert findings.failed == [] and findings.passed[-1].startswith("adjustment: adjustments.csv's ")
+    table = (tmp_path / "adjusted" / "adjustments.csv").read_text(encoding="utf-8").split("\n")
+    row = table[1].split(",")
+    row[table[0].split(",").index("new_payable")] = "9999.99"
+    out = forged(tmp_path / "adjusted", tmp_path / "forged-adjustment", "adjustments.csv", 2, table[1], ",".join(row))
+    assert [p.split(" (")[0] for p in failed(out)] == [
+        "adjustments.csv: rows whose change is not new − old", "adjustments.csv: new figures that are not the "
+        "holder's statement's"]
 
 
 def test_the_command_line_exits_1_naming_what_does_not_hold(run_out, tmp_path):
     done = settle_cli("check", str(run_out))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Checked run-2026-10-") and done.stdout.count("  ✓ ") == 8
+    assert done.stdout.startswith("Checked run-2026-10-") and done.stdout.count("  ✓ ") == 11
     out = tmp_path / "edited"
     shutil.copytree(run_out, out)
     (out / "lines.csv").write_text((run_out / "lines.csv").read_text(encoding="utf-8").replace(",11.19\n", ",11.18\n", 1),
                                    encoding="utf-8")
     done = settle_cli("check", str(out))
     assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        done.stderr.splitlines()[0], "  ✗ lines.csv (1321 lines) and lines.parquet (1321 lines) do not hold the same lines",
-        "error: 2 invariants of run " + json.loads((run_out / "summary.json").read_text())["run_id"] + " do not hold"]
+    run_id = json.loads((run_out / "summary.json").read_text())["run_id"]
+    assert done.stderr.splitlines()[1:] == [
+        "  ✗ lines.csv (1321 lines) and lines.parquet (1321 lines) do not hold the same lines",
+        f"error: 2 invariants of run {run_id} do not hold"]
     assert done.stderr.startswith("  ✗ output lines.csv: SHA-256 ")
     done = settle_cli("check", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
