@@ -668,3 +668,28 @@ def test_no_float_scan_catches_floats(tmp_path):
     sample.write_text("import polars as pl\nfrom polars import Float32\nx = float('1')\ny = pl.Float64\n",
                       encoding="utf-8")
     assert len(float_uses(sample)) == 3  # the import, float(), pl.Float64
+
+
+# --------------------------------------------------------------------------- an auditor's view of any run
+
+@laws(15)
+@given(data=gen.input_folders())
+def test_every_run_passes_the_auditors_check_and_explains_line_by_line(data):
+    """Laws 2 and 3, seen from the output files alone (`settle check`: both allocation levels,
+    every line, the statements, conservation, the rows) and rule by rule for every line
+    (`settle explain`, which works each figure out again by the written rules, largest
+    remainder ranks and half-even rounding included): neither uses the engine's code."""
+    from settlement.check import check
+    from settlement.explain import explain
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_inputs(Path(tmp) / "in", **data)
+        out = Path(tmp) / "out"
+        run(folder, out).close()
+        assert check(out)[1].failed == []
+        lines = pl.read_parquet(out / "lines.parquet").with_columns(pl.col("contract_id", "use_type").cast(pl.String))
+        event(f"lines: {'none' if lines.is_empty() else 'some'}")
+        for holder, contract, use_type, work in lines.select("holder_id", "contract_id", "use_type", "work_id").unique(
+                ).sort(pl.all()).iter_rows():
+            result = explain(out, folder, holder, work=work, contract=contract, use_type=use_type)
+            assert result.mismatches == 0, "\n".join(result.lines)

@@ -34,6 +34,7 @@ def test_make_demo_settles_the_sample_month():
     done = subprocess.run(["make", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "statements" in done.stdout
+    assert "Checked run-2026-10-" in done.stdout and "✗" not in done.stdout + done.stderr
     summary = json.loads((ROOT / "demo-out" / "summary.json").read_text())
     for currency, totals in summary["currencies"].items():
         parts = ("payable", "carried_forward", "commission", "withholding", "suspense")
