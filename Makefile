@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The demo posts to a new SQLite ledger each time, then checks the run's invariants from its files: kept, a changed fixture or engine would be
-# refused as a second settlement of October 2026 (law 5), as a society's ledger refuses it.
+# The demo posts to a new SQLite ledger each time (kept, a changed fixture or engine would be refused
+# as a second settlement of October 2026, law 5, as a society's ledger refuses it), then checks the
+# run's invariants from its files.
 demo: $(STAMP)
 	rm -f demo-ledger.sqlite
 	$(BIN)/settle run fixtures --period 2026-10 --out demo-out --clock 2026-11-05T09:00:00Z --ledger demo-ledger.sqlite

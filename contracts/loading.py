@@ -276,6 +276,15 @@ def entries_under(folder: Path, seen: set[Path] | None = None) -> Iterator[Path]
             yield path
 
 
+REFERENCE_NAMES = ("policy.yaml", "policy.json", "licensees.csv", "holders.csv", "works.csv", "works.parquet",
+                   "splits.csv", "splits.parquet", "consent.csv", "revenue.csv")  # an input folder's files, but contracts/
+
+
+def is_reference_name(name: str) -> bool:
+    """Whether `name` is the name in a run's outputs of an input folder's file other than a usage log."""
+    return name in REFERENCE_NAMES or name.startswith("contracts/")
+
+
 def pattern_base(pattern: str) -> Path:
     """The folder a --usage pattern starts from: its part before the first wildcard, or, for
     a pattern without one, the folder it names (or the folder of the file it names)."""
@@ -290,7 +299,8 @@ def usage_names(folder: Path, logs: list[Path], base_of: dict[Path, Path]) -> di
     its path in the input folder, or, for a log a --usage pattern named outside it, its path
     in the pattern's base folder (`base_of`). The same files get the same names however the
     folder or the pattern is spelled (relative or absolute), so the same inputs give the same
-    outputs. Two logs that would share a name are refused."""
+    outputs. Two logs that would share a name, or a log named as an input file of the folder
+    is, are refused."""
     names: dict[Path, str] = {}
     seen: dict[str, Path] = {}
     root = Path(os.path.abspath(folder))
@@ -298,6 +308,10 @@ def usage_names(folder: Path, logs: list[Path], base_of: dict[Path, Path]) -> di
         where = Path(os.path.abspath(log))
         base = root if where.is_relative_to(root) else Path(os.path.abspath(base_of.get(log, root)))
         name = where.relative_to(base).as_posix()
+        if is_reference_name(name):
+            raise InputError(str(log), f"would be named {name!r} in the run's outputs, as an input of the folder is",
+                             expected="a usage log whose path in its pattern's folder is not the name of an input "
+                                      "file (policy.yaml, holders.csv, contracts/..., ...)")
         if name in seen:
             raise InputError(str(log), f"is named {name!r} in the run's outputs, as {seen[name]} is",
                              expected="usage logs of distinct names: one --usage pattern over their common folder")
@@ -335,11 +349,16 @@ def usage_files(folder: Path, patterns: list[str] | None = None) -> tuple[list[P
     were named in never matters. Anything there that is not a usage log (but hidden
     dot-files) is refused: its rows would be lost unnoticed."""
     if patterns:
-        base_of: dict[Path, Path] = {}
-        for pattern in sorted(patterns):
+        named: dict[Path, list[tuple[Path, Path]]] = {}  # each file (resolved): its patterns' bases and spellings
+        for pattern in patterns:
+            base = Path(os.path.abspath(pattern_base(pattern)))
             for log in logs_named_by(pattern):
-                base_of.setdefault(log, pattern_base(pattern))
-        logs = once_each(list(base_of))
+                named.setdefault(log.resolve(), []).append((base, Path(os.path.abspath(log))))
+        # the outermost base, whatever the order or spelling of the patterns (ties: by text)
+        chosen = [min(pairs, key=lambda pair: (len(pair[0].parts), str(pair[0]), str(pair[1])))
+                  for pairs in named.values()]
+        base_of = {log: base for base, log in chosen}
+        logs = sorted(base_of)
         return logs, usage_names(folder, logs, base_of)
     where = folder / "usage"
     files = [usage_log(path) for path in entries_under(where)] if where.is_dir() else []

@@ -44,19 +44,18 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from contracts.currencies import CURRENCY_EXPONENTS
-from contracts.errors import InputError
+from contracts.loading import is_reference_name
 from settlement.money import format_minor
-from settlement.replay import Pinned, output_problems
+from settlement.runfolder import LINE_KEY, Pinned, output_problems
 
 AMOUNTS = ["gross", "commission", "withholding", "net"]
-LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id"]
 LINE_COLUMNS = ["run_id", "period", *LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]
 WORK_KEY = ["contract_id", "work_id", "use_type", "split_version"]
 SUSPENSE_KEY = ["contract_id", "work_key", "use_type", "reason"]
 ROW_FATES = ("accepted", "duplicates", "quarantined", "suspense", "unlicensed")
-REFERENCE = ("policy.yaml", "policy.json", "licensees.csv", "holders.csv", "works.csv", "works.parquet",
-             "splits.csv", "splits.parquet", "consent.csv", "revenue.csv")
-CANNOT_READ = (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError, AttributeError, IndexError)
+# a file that is not as a run writes it: unparsable (polars, pyarrow's ArrowInvalid and JSON's errors are
+# ValueErrors), missing, or a JSON object without a field a run writes (KeyError)
+CANNOT_READ = (pl.exceptions.PolarsError, OSError, ValueError, KeyError)
 
 
 @dataclass
@@ -90,8 +89,8 @@ def minor_units(column: str, currency: str = "currency") -> pl.Expr:
     text, digits = pl.col(column), pl.col(currency).replace_strict(CURRENCY_EXPONENTS, default=None,
                                                                     return_dtype=pl.Int32)
     fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
-    written = text.str.contains(r"^-?\d+(\.\d+)?$") & pl.when(digits == 0).then(fraction.is_null()).otherwise(
-        fraction.str.len_chars() == digits)
+    plain = text.str.contains(r"^-?(0|[1-9]\d*)(\.\d+)?$") & ~text.str.contains(r"^-[0.]*$")  # law 4: no -0
+    written = plain & pl.when(digits == 0).then(fraction.is_null()).otherwise(fraction.str.len_chars() == digits)
     return pl.when(written).then(text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False))
 
 
@@ -279,11 +278,12 @@ def invoices_agree(out: Path, terms: pl.DataFrame) -> tuple[str, list[str]]:
         "contract_id", "term_id", "currency", minor_units("charged").alias("charged")).collect() if paths else terms.clear()
     both = terms.select("contract_id", "term_id", "currency", "charged").join(
         listed, on=["contract_id", "term_id"], how="full", coalesce=True, suffix="_csv")
-    problems = mismatch(both.filter((pl.col("charged").fill_null(-1) != pl.col("charged_csv").fill_null(-1))
-                                    | (pl.col("currency").fill_null("") != pl.col("currency_csv").fill_null(""))),
+    problems = mismatch(both.filter((pl.col("charged") != pl.col("charged_csv"))
+                                    | (pl.col("currency") != pl.col("currency_csv"))
+                                    | pl.any_horizontal(pl.col("charged", "charged_csv").is_null())),
                         "invoices: terms whose CSV and JSON differ (charged in minor units)")
     totals = terms.group_by("contract_id", "total").agg(pl.col("charged").sum().alias("terms"))
-    problems += mismatch(totals.filter(pl.col("total") != pl.col("terms")),
+    problems += mismatch(totals.filter((pl.col("total") != pl.col("terms")).fill_null(True)),
                          "invoices: contracts whose total is not the sum of their terms' charges")
     return f"invoices: CSV and JSON agree, each contract's total is its terms' ({terms.height} terms)", problems
 
@@ -402,8 +402,7 @@ def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary
 
 def usage_logs(pinned: Pinned) -> list[str]:
     """The usage logs the manifest pins: its inputs but the reference files."""
-    return sorted(entry["path"] for entry in pinned.manifest["inputs"]
-                  if entry["path"] not in REFERENCE and not entry["path"].startswith("contracts/"))
+    return sorted(entry["path"] for entry in pinned.manifest["inputs"] if not is_reference_name(entry["path"]))
 
 
 def row_accounting(out: Path, pinned: Pinned) -> tuple[str, list[str]]:
@@ -468,9 +467,7 @@ def adjustment_figures(out: Path, statements: Statements, summary: dict) -> tupl
 
 def check(run_out: Path) -> tuple[Pinned, Findings]:
     """Every invariant of the run in `run_out`, from its files."""
-    pinned = Pinned.read(run_out)
-    if pinned.preview:
-        raise InputError(str(run_out), "is a preview, which allocates nothing", expected="a run's output folder")
+    pinned = Pinned.read(run_out).require_run()
     findings = Findings()
 
     def manifest() -> tuple[str, list[str]]:
@@ -479,17 +476,17 @@ def check(run_out: Path) -> tuple[Pinned, Findings]:
 
     findings.add("the manifest", manifest)
     summary = pinned.summary
-    terms, rows = functools.cache(lambda: invoice_terms(run_out)), functools.cache(lambda: Statements.read(run_out))
-    findings.add("amounts", lambda: amounts_written(run_out, rows()))
+    terms, statements = functools.cache(lambda: invoice_terms(run_out)), functools.cache(lambda: Statements.read(run_out))
+    findings.add("amounts", lambda: amounts_written(run_out, statements()))
     findings.add("lines.csv and lines.parquet", lambda: csv_against_parquet(run_out))
     findings.add("invoices", lambda: invoices_agree(run_out, terms()))
     findings.add("level 1", lambda: terms_against_invoices(run_out, terms()))
     findings.add("level 2", lambda: works_against_lines(run_out))
     findings.add("suspense", lambda: suspense_against_level_one(run_out))
     findings.add("lines", lambda: line_arithmetic(run_out))
-    findings.add("statements", lambda: statements_against_lines(run_out, rows()))
-    findings.add("conservation", lambda: conservation(run_out, rows(), terms(), summary))
+    findings.add("statements", lambda: statements_against_lines(run_out, statements()))
+    findings.add("conservation", lambda: conservation(run_out, statements(), terms(), summary))
     findings.add("rows", lambda: row_accounting(run_out, pinned))
     if "adjustment" in summary:
-        findings.add("adjustment", lambda: adjustment_figures(run_out, rows(), summary))
+        findings.add("adjustment", lambda: adjustment_figures(run_out, statements(), summary))
     return pinned, findings

@@ -9,7 +9,8 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from contextlib import contextmanager
+from typing import Annotated, Iterator
 
 import rich.progress
 import typer
@@ -116,6 +117,19 @@ def carried_out(command: str, step, inputs: Path, period: str, out: Path, clock:
         fail(str(error))
     except OSError as error:  # the machine's, not the inputs': a full disk, an output path that cannot be made
         fail(stopped_by(command, error, out))
+
+
+@contextmanager
+def reported(what: str) -> Iterator[None]:
+    """A user's mistake (a SettlementError) or the machine's (an OSError: a file that cannot be
+    read, a full disk) as one error line, for the commands that write no output folder."""
+    try:
+        yield
+    except SettlementError as error:
+        fail(str(error))
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        fail(f"the {what} stopped on a system error ({error.strerror or error}{where})")
 
 
 def real_clock(clock: str) -> bool:
@@ -228,14 +242,8 @@ def replay(run_out: Annotated[Path, typer.Argument(help="the run's output folder
     byte as its manifest.json pins it; exit code 1 names each file that does not."""
     from settlement.replay import replay as replayed
 
-    try:
-        with StageProgress(enabled=not quiet and Console().is_interactive) as progress:
-            result = replayed(run_out, lambda: load_inputs(inputs, usage), ledger, out, progress)
-    except SettlementError as error:
-        fail(str(error))
-    except OSError as error:  # the machine's: a file that cannot be read, a full disk
-        where = f": {error.filename}" if error.filename else ""
-        fail(f"the replay stopped on a system error ({error.strerror or error}{where})")
+    with reported("replay"), StageProgress(enabled=not quiet and Console().is_interactive) as progress:
+        result = replayed(run_out, lambda: load_inputs(inputs, usage), ledger, out, progress)
     print_replay(result, quiet)
 
 
@@ -269,13 +277,8 @@ def check(run_out: Annotated[Path, typer.Argument(help="the run's output folder"
     accounting; exit code 1 names each that does not hold, with its figures."""
     from settlement.check import check as checked
 
-    try:
+    with reported("check"):
         pinned, findings = checked(run_out)
-    except SettlementError as error:
-        fail(str(error))
-    except OSError as error:
-        where = f": {error.filename}" if error.filename else ""
-        fail(f"the check stopped on a system error ({error.strerror or error}{where})")
     console = Console(soft_wrap=True, highlight=False, markup=False)
     console.print(f"Checked {pinned.run_id} ({pinned.summary['period']}, {pinned.kind}) from its files:")
     for holds in findings.passed:
@@ -301,10 +304,8 @@ def explain(run_out: Annotated[Path, typer.Argument(help="the run's output folde
     not what the rules give."""
     from settlement.explain import explain as explained
 
-    try:
+    with reported("explanation"):
         result = explained(run_out, inputs, holder, work, contract, use_type)
-    except SettlementError as error:
-        fail(str(error))
     console = Console(soft_wrap=True, highlight=False, markup=False)
     for line in result.lines:
         console.print(line)

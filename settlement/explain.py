@@ -34,10 +34,9 @@ from contracts.numbers import parse_exact
 from contracts.parties import RightsHolder
 from contracts.policy import DistributionPolicy
 from settlement.money import exponent, format_minor, round_half_even
-from settlement.replay import Pinned
+from settlement.runfolder import LINE_KEY, Pinned
 
-LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id"]
-PART_KEY = ["work_key", "use_type", "version"]  # level 1's tie-break
+TIE_BREAK = ["work_key", "use_type", "version"]  # level 1's tie-break (rule 5)
 MOST_LINES = 20  # lines explained at once; more are counted, and the options narrow them
 
 
@@ -179,15 +178,17 @@ class RunFiles:
         name = f"invoices/{licensee}.json"
         checked(self.folder, self.pins, [name])
         invoice = json.loads((self.folder / name).read_text(encoding="utf-8"))
-        terms = next(c for c in invoice["contracts"] if c["contract_id"] == contract)["terms"]
-        return next(t for t in terms if t["term_id"] == term)
+        terms = next((c["terms"] for c in invoice["contracts"] if c["contract_id"] == contract), [])
+        found = next((t for t in terms if t["term_id"] == term), None)
+        if found is None:
+            raise InputError(str(self.folder / name), f"has no term {term} of contract {contract}, which "
+                                                      "allocations.csv allocates", expected="the run's invoice")
+        return found
 
     @staticmethod
-    def read(run_out: Path, inputs: Path, holder: str) -> "RunFiles":
-        pinned = Pinned.read(run_out)
-        if pinned.preview:
-            raise InputError(str(run_out), "is a preview, which allocates nothing", expected="a run's output folder")
-        pins = {entry["path"]: entry["sha256"] for entry in pinned.manifest["outputs"] + pinned.manifest["inputs"]}
+    def read(run_out: Path, inputs: Path) -> "RunFiles":
+        pinned = Pinned.read(run_out).require_run()
+        pins = pinned.pins
         policy_name = "policy.yaml" if "policy.yaml" in pins else "policy.json"
         checked(run_out, pins, ["lines.parquet", "allocations.csv"])
         checked(inputs, pins, [policy_name, "holders.csv"])
@@ -236,7 +237,7 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
             use_type: str | None = None) -> Explanation:
     """Explain holder `holder`'s lines in the run in `run_out` (narrowed to a work, a contract, a
     use type), with the rates of the run's `inputs` folder."""
-    files = RunFiles.read(run_out, inputs, holder)
+    files = RunFiles.read(run_out, inputs)
     holder_lines = files.lines().filter(pl.col("holder_id") == holder).collect()
     wanted = [pl.col(column) == value for column, value in
               (("work_id", work), ("contract_id", contract), ("use_type", use_type)) if value is not None]
@@ -259,7 +260,7 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     return result
 
 
-def explain_line(result: Explanation, files: RunFiles, bases: "Bases", line: dict, holder_lines: pl.DataFrame) -> None:
+def explain_line(result: Explanation, files: RunFiles, bases: Bases, line: dict, holder_lines: pl.DataFrame) -> None:
     currency = line["currency"]
     result.lines.append(
         f"{line['holder_id']} on {line['work_id']} ({line['use_type']}, split {line['split_version']}) under "
@@ -274,7 +275,7 @@ def explain_line(result: Explanation, files: RunFiles, bases: "Bases", line: dic
                  line["net_minor"], net, currency, indent="  ")
 
 
-def explain_level_one(result: Explanation, files: RunFiles, bases: "Bases", line: dict) -> int:
+def explain_level_one(result: Explanation, files: RunFiles, bases: Bases, line: dict) -> int:
     """Rule 2: each term's part for the line's (work, use type, version); returns the work's amount."""
     currency, contract = line["currency"], line["contract_id"]
     mine = ((pl.col("contract_id") == contract) & (pl.col("work_key") == line["work_id"])
@@ -292,7 +293,7 @@ def explain_level_one(result: Explanation, files: RunFiles, bases: "Bases", line
                      f"{term['exact']}, rounded {term['rounded']}, charged {term['charged']}; its parts sum to "
                      f"{format_minor(total, currency)}", total, round_half_even(parse_exact(term['charged'])
                                                                                  * 10**exponent(currency)), currency)
-        share = recomputed_share(parts, total, mine, PART_KEY)
+        share = recomputed_share(parts, total, mine, TIE_BREAK)
         written = int(parts.filter(mine)["amount_minor"][0])
         result.check("   " + share_text(share, currency, "this work's weight of the term's"), written, share.amount,
                      currency)
@@ -301,14 +302,14 @@ def explain_level_one(result: Explanation, files: RunFiles, bases: "Bases", line
     return work_amount
 
 
-def explain_level_two(result: Explanation, bases: "Bases", line: dict, work_amount: int) -> int:
+def explain_level_two(result: Explanation, bases: Bases, line: dict, work_amount: int) -> int:
     """Rule 3: the work's amount over the holders of its split by their shares; returns the gross."""
     currency = line["currency"]
     holders = bases.holders.filter(*(pl.col(k) == line[k] for k in WORK_AMOUNT)).select(
         "holder_id", "share", "gross_minor").sort("holder_id")
     shares = [parse_exact(text) for text in holders["share"]]
     scale = lcm(*(s.denominator for s in shares))
-    parts = holders.with_columns(pl.Series("weight", [int(s * scale) for s in shares], dtype=pl.Int64))
+    parts = holders.with_columns(pl.Series("weight", [int(s * scale) for s in shares], dtype=pl.Int128))
     gross_sum = int(holders["gross_minor"].sum())
     listed = ", ".join(f"{h} {s}" for h, s in zip(holders["holder_id"], holders["share"]))
     result.claim(f"  2. the holders of split {line['split_version']} and their shares: {listed}", sum(shares) == 1,

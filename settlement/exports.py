@@ -433,8 +433,8 @@ def write_manifest(s: Priced, out: Path, digests: dict[str, str], preview: bool 
     the line files and allocations.csv), by their path in `out`; the rest are read back
     and hashed, a few at a time. A preview's manifest says so, so that nothing that reads
     manifests takes it for a run's."""
-    inputs = [(path, s.inputs.name(path))
-              for path in sorted([*s.inputs.reference_files, *s.inputs.usage_files])]
+    inputs = sorted(((path, s.inputs.name(path)) for path in [*s.inputs.reference_files, *s.inputs.usage_files]),
+                    key=lambda pair: pair[1].split("/"))  # by name, as the outputs: not by how a path was spelled
     outputs = [(os.path.join(out, name), name) for name in output_names(out) if name != "manifest.json"]
     unknown = [path for path, _ in inputs] + [path for path, name in outputs if name not in digests]
     with ThreadPoolExecutor(MANIFEST_THREADS) as pool:

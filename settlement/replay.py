@@ -22,101 +22,18 @@ ledger (its adjustments.csv shows them), so it needs the ledger.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.errors import InputError
-from contracts.loading import Inputs, sha256_file
+from contracts.loading import Inputs
 from settlement.intake import Period
 from settlement.progress import SILENT, Progress
-
-HASH_THREADS = 2  # hashlib releases the GIL, and the machine has two cores
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """A run's output folder as its manifest describes it; its summary, read when asked for
-    (after the folder is checked: an edited summary is an output not as pinned)."""
-
-    folder: Path
-    manifest: dict
-    manifest_bytes: bytes
-
-    @property
-    def run_id(self) -> str:
-        return self.manifest["run_id"]
-
-    @property
-    def preview(self) -> bool:
-        return self.manifest.get("preview") is True
-
-    @property
-    def manifest_sha256(self) -> str:
-        return hashlib.sha256(self.manifest_bytes).hexdigest()
-
-    @functools.cached_property
-    def summary(self) -> dict:
-        """summary.json, with the run's period, clock and (of an adjustment) what it corrects, checked."""
-        path = self.folder / "summary.json"
-        summary = parsed(path, read_bytes(path), {"run_id": str, "period": str, "clock": str})
-        if summary["run_id"] != self.run_id:
-            raise InputError(str(path), "names another run than manifest.json", field="run_id",
-                             value=summary["run_id"], expected=self.run_id)
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", summary["period"]):
-            raise InputError(str(path), "is not a run's", field="period", value=summary["period"],
-                             expected="a month such as 2026-10")
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", summary["clock"]):
-            raise InputError(str(path), "is not a run's", field="clock", value=summary["clock"],
-                             expected="a UTC time such as 2026-11-05T09:00:00Z")
-        adjustment = summary.get("adjustment")
-        if adjustment is not None:
-            parsed(path, json.dumps(adjustment).encode(), {"corrects": str, "reason": str})
-        return summary
-
-    @property
-    def kind(self) -> str:
-        return "preview" if self.preview else ("adjustment" if "adjustment" in self.summary else "settlement")
-
-    @staticmethod
-    def read(folder: Path) -> "Pinned":
-        """The run in `folder`; an InputError names what is missing or unreadable."""
-        path = folder / "manifest.json"
-        manifest_bytes = read_bytes(path)
-        manifest = parsed(path, manifest_bytes, {"run_id": str, "inputs": list, "outputs": list})
-        for entries in (manifest["inputs"], manifest["outputs"]):
-            for entry in entries:
-                parsed(path, json.dumps(entry).encode(), {"path": str, "sha256": str})
-        return Pinned(folder, manifest, manifest_bytes)
-
-
-def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise InputError(str(path), f"cannot be read ({error.strerror or error})",
-                         expected="the output folder of a run or a preview (with its manifest.json and "
-                                  "summary.json)") from None
-
-
-def parsed(path: Path, data: bytes, fields: dict[str, type]) -> dict:
-    """`data` as the JSON object of `path`, with `fields` of their types."""
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(str(path), f"is not JSON ({error})") from None
-    for name, kind in fields.items():
-        if not isinstance(value, dict) or not isinstance(value.get(name), kind):
-            raise InputError(str(path), "is not a run's", field=name,
-                             expected=f"the file a run writes ({name}: {kind.__name__})")
-    return value
+from settlement.runfolder import Differences, Pinned, hashed, output_problems
 
 
 @dataclass
@@ -130,50 +47,6 @@ class Replay:
     changed_outputs: bool = False  # output files on disk not as the manifest pins them
     ledger: str | None = None  # what the ledger says of the run
     problems: list[str] = field(default_factory=list)
-
-
-def hashed(paths: list[str]) -> dict[str, str]:
-    with ThreadPoolExecutor(HASH_THREADS) as pool:
-        return dict(zip(paths, pool.map(sha256_file, paths)))
-
-
-@dataclass(frozen=True)
-class Differences:
-    """Files found against the files a manifest pins, by name."""
-
-    missing: list[str]
-    unpinned: list[str]
-    changed: list[str]
-
-    @staticmethod
-    def of(entries: list[dict], found: dict[str, str]) -> "Differences":
-        """`found`: SHA-256 by name; `entries`: the manifest's."""
-        pins = {entry["path"]: entry["sha256"] for entry in entries}
-        return Differences(sorted(pins.keys() - found.keys()), sorted(found.keys() - pins.keys()),
-                           sorted(name for name in pins.keys() & found.keys() if found[name] != pins[name]))
-
-    @property
-    def names(self) -> list[str]:
-        return self.missing + self.unpinned + self.changed
-
-    def lines(self, where: str, entries: list[dict], found: dict[str, str], detail=lambda name: "") -> list[str]:
-        """One line per file that differs. `where`: what the files are; `detail(name)`: more on a changed file."""
-        pins = {entry["path"]: entry["sha256"] for entry in entries}
-        return ([f"{where} {name}: missing" for name in self.missing]
-                + [f"{where} {name}: not in the manifest" for name in self.unpinned]
-                + [f"{where} {name}: SHA-256 {found[name][:16]}..., the manifest pins {pins[name][:16]}...{detail(name)}"
-                   for name in self.changed])
-
-
-def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
-    """The run's output folder against its manifest: how many files, which differ, and how."""
-    from settlement.exports import output_names
-
-    names = [name for name in output_names(pinned.folder) if name != "manifest.json"]
-    digests = hashed([os.path.join(pinned.folder, name) for name in names])
-    found = {name: digests[os.path.join(pinned.folder, name)] for name in names}
-    differences = Differences.of(pinned.manifest["outputs"], found)
-    return len(names), differences, differences.lines("output", pinned.manifest["outputs"], found)
 
 
 def input_problems(pinned: Pinned, inputs: Inputs) -> tuple[int, list[str]]:
@@ -216,7 +89,7 @@ def replayed_problems(pinned: Pinned, replayed: Path) -> list[str]:
     detail = lambda name: (first_difference(replayed / name, pinned.folder / name)
                            if name.endswith(TEXT) and (pinned.folder / name).is_file() else "")
     problems += differences.lines("replayed output", pinned.manifest["outputs"], ours, detail)
-    return problems or ["manifest.json differs from the run's, though every file it names is the same"]
+    return problems or ["manifest.json differs from the run's, though every output it names is the same"]
 
 
 def settled_again(pinned: Pinned, inputs: Inputs, out: Path, engine, progress: Progress) -> None:
@@ -318,6 +191,10 @@ def check_keep(keep: Path | None, run_out: Path) -> None:
     (the run's own folder, say)."""
     if keep is None:
         return
+    if Path(os.path.abspath(keep)).is_relative_to(run_out.resolve()) or Path(
+            os.path.abspath(keep)).is_relative_to(os.path.abspath(run_out)):
+        raise InputError(str(keep), "is inside the run's output folder, which a replay leaves as it is",
+                         field="--out", expected="a new or empty folder outside the run's")
     if os.path.lexists(keep) and (not keep.is_dir() or keep.is_symlink() or any(keep.iterdir())):
         raise InputError(str(keep), "is not a new or empty folder", field="--out",
                          expected="a new or empty folder for the replayed outputs (the run's own folder is kept as "

@@ -227,3 +227,15 @@ def test_the_command_line_exits_1_naming_what_does_not_hold(run_out, tmp_path):
     assert done.stderr.startswith("  ✗ output lines.csv: SHA-256 ")
     done = settle_cli("check", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+
+
+def test_amounts_not_in_plain_notation_are_found(run_out, tmp_path):
+    """A contract's total with a digit short, a negative zero, a leading zero: not a run's writing (law 4)."""
+    invoice = (run_out / "invoices" / "lumen-ai.json").read_text(encoding="utf-8").split("\n")
+    total = next(i for i, line in enumerate(invoice, start=1) if '"total": "67500.00"' in line)
+    problems = failed(forged(run_out, tmp_path, "invoices/lumen-ai.json", total, "67500.00", "67500.0"))
+    assert problems[0].startswith("invoices: contracts whose total is not the sum of their terms' charges (1): "
+                                  "contract_id=MUSIC-AI-2026, total=None")
+    for written in ("-0.00", "011.19"):
+        problems = failed(forged(run_out, tmp_path / written, "lines.csv", 2, ",11.19", "," + written))
+        assert problems[0].startswith("lines.csv: amounts not written with their currency's digits (1): ")

@@ -232,3 +232,41 @@ def test_json_lines_parsed_once_read_as_they_would_by_json_path(tmp_path_factory
     assert read.select(by_path.columns).to_dicts() == by_path.to_dicts()
     common = pl.Series([json.dumps(usage("r1", "WORK:W1", 5)), json.dumps(usage("r2", "ISWC:T-034.524.680-1", 7))])
     assert pl.select(intake.plain_object(pl.lit(common))).to_series().all()
+
+
+def test_the_same_logs_give_the_same_manifest_however_folder_and_patterns_are_spelled(tmp_path):
+    """Law 4: the input folder relative or absolute, a log named by two patterns in either
+    spelling and order: one manifest, and a second run posted to the same ledger is the first."""
+    import shutil
+
+    from contracts.loading import is_reference_name
+
+    shutil.copytree(ROOT / "fixtures", tmp_path / "fixtures", ignore=shutil.ignore_patterns("usage"))
+    logs = tmp_path / "ext"
+    (logs / "late").mkdir(parents=True)
+    for name in ("lumen-ai-2026-10-a.csv", "quill-labs-2026-10.jsonl"):
+        (logs / name).write_bytes((ROOT / "fixtures" / "usage" / name).read_bytes())
+    (logs / "late" / "q.csv").write_bytes((ROOT / "fixtures" / "usage" / "quill-labs-2026-10-late.csv").read_bytes())
+    ledger = str(tmp_path / "ledger.sqlite")
+    spellings = [("fixtures", ["ext/", "ext/late/*.csv"]), (str(tmp_path / "fixtures"), [f"{logs}/late/*.csv", "ext"])]
+    manifests = []
+    for number, (folder, patterns) in enumerate(spellings):
+        out = tmp_path / f"out{number}"
+        done = settle_cli("run", folder, "--period", "2026-10", "--out", str(out), "--clock", CLOCK, "--ledger", ledger,
+                          *[arg for pattern in patterns for arg in ("--usage", pattern)], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        manifests.append((out / "manifest.json").read_bytes())
+    assert manifests[0] == manifests[1]
+    names = [e["path"] for e in json.loads(manifests[0])["inputs"] if not is_reference_name(e["path"])]
+    assert names == ["late/q.csv", "lumen-ai-2026-10-a.csv", "quill-labs-2026-10.jsonl"]
+    assert "posted already as run 1" in done.stdout
+
+
+def test_a_log_named_as_an_input_file_is_refused(tmp_path):
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "holders.csv").write_bytes(
+        (ROOT / "fixtures" / "usage" / "quill-labs-2026-10-late.csv").read_bytes())
+    done = settle_cli("run", str(ROOT / "fixtures"), "--period", "2026-10", "--out", str(tmp_path / "out"),
+                      "--clock", CLOCK, "--usage", str(tmp_path / "ext"))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "holders.csv: would be named 'holders.csv' in the run's outputs, as an input of the folder is" in done.stderr

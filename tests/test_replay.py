@@ -120,7 +120,7 @@ def test_the_ledger_confirms_the_posted_run_and_refuses_another_computation(tmp_
     manifest.write_bytes(manifest.read_bytes().replace(b'"engine_version": "0.1.0"', b'"engine_version": "0.1.1"'))
     result = replayed(tmp_path / "unposted", ledger=ledger)
     assert result.problems[0].startswith("the ledger posted run ") and "this folder's is" in result.problems[0]
-    assert result.problems[1:] == ["manifest.json differs from the run's, though every file it names is the same"]
+    assert result.problems[1:] == ["manifest.json differs from the run's, though every output it names is the same"]
 
 
 def test_an_adjustment_replays_with_the_figures_of_the_run_it_corrects(tmp_path):
@@ -168,9 +168,11 @@ def test_usage_read_from_elsewhere_is_replayed_from_the_same_patterns(tmp_path):
 def test_out_must_be_a_new_or_empty_folder_and_the_run_is_left_as_it_is(run_out, tmp_path):
     out = copied(run_out, tmp_path, "out")
     (out / "statements" / "H009.csv").write_bytes(b"edited\n")
-    for keep in (out, run_out):
-        with pytest.raises(InputError, match="is not a new or empty folder"):
+    for keep, problem in ((out, "is inside the run's output folder"), (out / "replayed", "is inside the run's "),
+                          (run_out, "is not a new or empty folder")):
+        with pytest.raises(InputError, match=problem):
             replayed(out, keep=keep)
+    assert not (out / "replayed").exists()
     assert (out / "statements" / "H009.csv").read_bytes() == b"edited\n"
     assert replayed(run_out, keep=tmp_path / "empty").problems == []
 
