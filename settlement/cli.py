@@ -62,9 +62,11 @@ ReasonOption = Annotated[str | None, typer.Option("--reason", help="why the adju
 def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption, usage: UsageOption = None,
         quiet: QuietOption = False, ledger: LedgerOption = None, corrects: CorrectsOption = None,
         reason: ReasonOption = None) -> None:
-    """Settle one period, write lines, statements, invoices and reports, and post the run
-    to the ledger database (--ledger): once, never changed; other inputs for a settled
-    period are refused unless posted as an adjustment (--corrects RUN_ID --reason TEXT)."""
+    """Settle one period: lines, statements, invoices and reports, posted to the ledger.
+
+    The run is posted to the ledger database (--ledger) once and never changed; other inputs
+    for a settled period are refused unless posted as an adjustment (--corrects RUN_ID
+    --reason TEXT)."""
     from settlement.posting import settled_and_posted
 
     if ledger is None and (corrects is not None or reason is not None):
@@ -238,8 +240,9 @@ def replay(run_out: Annotated[Path, typer.Argument(help="the run's output folder
            out: Annotated[Path | None, typer.Option(
                "--out", help="keep the replayed outputs in this new or empty folder (default: a temporary one)")] = None,
            quiet: QuietOption = False) -> None:
-    """Settle a run again from its inputs and check that every output comes out byte for
-    byte as its manifest.json pins it; exit code 1 names each file that does not."""
+    """Settle a run again from its inputs: every output byte for byte as its manifest pins it?
+
+    Exit code 1 names each file that is not."""
     from settlement.replay import replay as replayed
 
     with reported("replay"), StageProgress(enabled=not quiet and Console().is_interactive) as progress:
@@ -272,9 +275,11 @@ def print_replay(result, quiet: bool) -> None:
 
 @app.command()
 def check(run_out: Annotated[Path, typer.Argument(help="the run's output folder")]) -> None:
-    """Check a run's invariants from its output files alone: the manifest, both allocation
-    levels, every line's net, the statements, conservation per currency and the usage rows'
-    accounting; exit code 1 names each that does not hold, with its figures."""
+    """Check a run's invariants from its output files alone, without the engine.
+
+    The manifest, both allocation levels, every line's net, the statements, conservation
+    per currency and the usage rows' accounting; exit code 1 names each that does not hold,
+    with its figures."""
     from settlement.check import check as checked
 
     with reported("check"):
@@ -299,9 +304,10 @@ def explain(run_out: Annotated[Path, typer.Argument(help="the run's output folde
             contract: Annotated[str | None, typer.Option("--contract", help="only this contract's lines")] = None,
             use_type: Annotated[str | None, typer.Option("--use-type", help="only this use type's lines")] = None
             ) -> None:
-    """Why did a holder get this amount for a work? Each step of each line, worked out again
-    from the run's files by the published rules and checked; exit code 1 if any figure is
-    not what the rules give."""
+    """Why did a holder get this amount for a work? Each step, by the published rules.
+
+    Each step of each line is worked out again from the run's files and checked; exit code 1
+    if any figure is not what the rules give."""
     from settlement.explain import explain as explained
 
     with reported("explanation"):
