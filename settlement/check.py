@@ -43,10 +43,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.loading import is_reference_name
 from settlement.money import format_minor
-from settlement.runfolder import LINE_KEY, Pinned, output_problems
+from settlement.runfolder import LINE_KEY, Pinned, minor_units, output_problems
 
 AMOUNTS = ["gross", "commission", "withholding", "net"]
 LINE_COLUMNS = ["run_id", "period", *LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]
@@ -82,17 +81,6 @@ class Findings:
 
 
 # --------------------------------------------------------------------------- reading the files
-
-def minor_units(column: str, currency: str = "currency") -> pl.Expr:
-    """A CSV amount as integer minor units; null unless written as a decimal with exactly its
-    currency's digits (`12.30` EUR, `1200` JPY, `0.005` BHD)."""
-    text, digits = pl.col(column), pl.col(currency).replace_strict(CURRENCY_EXPONENTS, default=None,
-                                                                    return_dtype=pl.Int32)
-    fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
-    plain = text.str.contains(r"^-?(0|[1-9]\d*)(\.\d+)?$") & ~text.str.contains(r"^-[0.]*$")  # law 4: no -0
-    written = plain & pl.when(digits == 0).then(fraction.is_null()).otherwise(fraction.str.len_chars() == digits)
-    return pl.when(written).then(text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False))
-
 
 def csv(out: Path, name: str) -> pl.LazyFrame:
     return pl.scan_csv(out / name, infer_schema=False, glob=False)

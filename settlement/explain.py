@@ -34,7 +34,7 @@ from contracts.numbers import parse_exact
 from contracts.parties import RightsHolder
 from contracts.policy import DistributionPolicy
 from settlement.money import exponent, format_minor, round_half_even
-from settlement.runfolder import LINE_KEY, Pinned
+from settlement.runfolder import LINE_KEY, Pinned, minor_units
 
 TIE_BREAK = ["work_key", "use_type", "version"]  # level 1's tie-break (rule 5)
 MOST_LINES = 20  # lines explained at once; more are counted, and the options narrow them
@@ -171,8 +171,7 @@ class RunFiles:
     def allocations(self) -> pl.LazyFrame:
         # Int128: usage units reach 10^18, and an output without attribution weighs 10^9 of them
         return pl.scan_csv(self.folder / "allocations.csv", infer_schema=False, glob=False).with_columns(
-            pl.col("weight").cast(pl.Int128), pl.col("amount").str.replace(".", "", literal=True).cast(pl.Int128)
-            .alias("amount_minor"))
+            pl.col("weight").cast(pl.Int128), minor_units("amount").alias("amount_minor"))
 
     def invoice_term(self, licensee: str, contract: str, term: str) -> dict:
         name = f"invoices/{licensee}.json"

@@ -19,7 +19,6 @@ from pathlib import Path
 import polars as pl
 
 from contracts.errors import InputError
-from contracts.loading import sha256_file
 from contracts.numbers import fraction_text
 from settlement.adjust import Adjustment, adjustment_table, currency_changes
 from settlement.intake import ATTRIBUTION_SCALE
@@ -27,6 +26,7 @@ from settlement.keys import KeyTypes, decoded
 from settlement.money import exact_type, format_minor, minor_expr
 from settlement.progress import SILENT, Progress
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Priced, Settlement
+from settlement.runfolder import hashed
 
 AMOUNTS = ("gross", "commission", "withholding", "net")
 LINE_ROW_GROUP = 512 * 512  # lines.parquet's row groups: a fixed size, so its bytes do not depend on the machine
@@ -424,9 +424,6 @@ def summary_of(s: Priced, currency_totals: dict, **ledger) -> dict:
     }
 
 
-MANIFEST_THREADS = 2  # files hashed at once: hashlib releases the GIL, and the machine has two cores
-
-
 def write_manifest(s: Priced, out: Path, digests: dict[str, str], preview: bool = False) -> None:
     """Every input and output file with its SHA-256 and size. `digests`: the SHA-256 of
     outputs hashed as they were written (the statements: 50,000 files at 100M usage rows;
@@ -437,14 +434,13 @@ def write_manifest(s: Priced, out: Path, digests: dict[str, str], preview: bool 
                     key=lambda pair: pair[1].split("/"))  # by name, as the outputs: not by how a path was spelled
     outputs = [(os.path.join(out, name), name) for name in output_names(out) if name != "manifest.json"]
     unknown = [path for path, _ in inputs] + [path for path, name in outputs if name not in digests]
-    with ThreadPoolExecutor(MANIFEST_THREADS) as pool:
-        hashed = dict(zip(unknown, pool.map(sha256_file, unknown)))
+    digest_of = hashed(unknown)
     entry = lambda path, name, sha256: {"path": name, "sha256": sha256, "bytes": os.stat(path).st_size}
     write_json(out / "manifest.json", {
         **({"preview": True} if preview else {}),
         "run_id": s.run_id, "engine_version": ENGINE_VERSION, "rules_version": RULES_VERSION,
-        "inputs": [entry(path, name, hashed[path]) for path, name in inputs],
-        "outputs": [entry(path, name, digests.get(name) or hashed[path]) for path, name in outputs],
+        "inputs": [entry(path, name, digest_of[path]) for path, name in inputs],
+        "outputs": [entry(path, name, digests.get(name) or digest_of[path]) for path, name in outputs],
     })
 
 

@@ -17,6 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
+from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError
 from contracts.loading import sha256_file
 
@@ -74,7 +77,7 @@ class Pinned:
                              expected="a UTC time such as 2026-11-05T09:00:00Z")
         adjustment = summary.get("adjustment")
         if adjustment is not None:
-            parsed(path, json.dumps(adjustment).encode(), {"corrects": str, "reason": str})
+            with_fields(path, adjustment, {"corrects": str, "reason": str})
         return summary
 
     @property
@@ -89,7 +92,7 @@ class Pinned:
         manifest = parsed(path, manifest_bytes, {"run_id": str, "inputs": list, "outputs": list})
         for entries in (manifest["inputs"], manifest["outputs"]):
             for entry in entries:
-                parsed(path, json.dumps(entry).encode(), {"path": str, "sha256": str})
+                with_fields(path, entry, {"path": str, "sha256": str})
         return Pinned(folder, manifest, manifest_bytes)
 
 
@@ -108,6 +111,11 @@ def parsed(path: Path, data: bytes, fields: dict[str, type]) -> dict:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(str(path), f"is not JSON ({error})") from None
+    return with_fields(path, value, fields)
+
+
+def with_fields(path: Path, value, fields: dict[str, type]) -> dict:
+    """`value`, a JSON object of `path`, refused unless it has `fields` of their types."""
     for name, kind in fields.items():
         if not isinstance(value, dict) or not isinstance(value.get(name), kind):
             raise InputError(str(path), "is not a run's", field=name,
@@ -157,3 +165,14 @@ def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
     found = {name: digests[os.path.join(pinned.folder, name)] for name in names}
     differences = Differences.of(pinned.manifest["outputs"], found)
     return len(names), differences, differences.lines("output", pinned.manifest["outputs"], found)
+
+
+def minor_units(column: str, currency: str = "currency") -> pl.Expr:
+    """A CSV amount as integer minor units; null unless written as a decimal with exactly its
+    currency's digits (`12.30` EUR, `1200` JPY, `0.005` BHD)."""
+    text, digits = pl.col(column), pl.col(currency).replace_strict(CURRENCY_EXPONENTS, default=None,
+                                                                    return_dtype=pl.Int32)
+    fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
+    plain = text.str.contains(r"^-?(0|[1-9]\d*)(\.\d+)?$") & ~text.str.contains(r"^-[0.]*$")  # law 4: no -0
+    written = plain & pl.when(digits == 0).then(fraction.is_null()).otherwise(fraction.str.len_chars() == digits)
+    return pl.when(written).then(text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False))
