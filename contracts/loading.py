@@ -7,6 +7,7 @@ value and what was expected. Nothing here computes money.
 from __future__ import annotations
 
 import glob
+from decimal import Decimal
 import itertools
 import os
 import hashlib
@@ -25,7 +26,7 @@ from contracts.catalogue import (Catalogue, empty_like_consent, fail_first, load
 from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError, MissingInput, UnknownCurrency
 from contracts.licence import LicenceContract
-from contracts.parties import Licensee, RightsHolder
+from contracts.parties import BalanceBroughtForward, Licensee, RightsHolder
 from contracts.policy import DistributionPolicy, RevenueReport
 from contracts.usage import usage_format
 
@@ -49,6 +50,7 @@ class Inputs:
     usage_files: list[Path]
     reference_files: list[Path]
     usage_names: dict[Path, str]  # each usage log's name in the run's outputs (usage_names)
+    brought_forward: pl.DataFrame  # balances.csv: holder_id, currency, amount_minor (Int64), sorted by the first two
 
     def name(self, path: Path) -> str:
         """An input file's name in the run's outputs: a usage log's (usage_names), or its path in the folder."""
@@ -237,6 +239,38 @@ def check_revenue(revenue: list[RevenueReport], path: Path, contracts: list[Lice
                              value=report.currency, expected=f"{contract.currency} (contract {contract.contract_id})")
 
 
+BALANCE_SCHEMA = {"holder_id": pl.String, "currency": pl.String, "amount_minor": pl.Int64}
+INT64_LIMIT = 2**63
+
+
+def load_balances(path: Path, holders: dict[str, RightsHolder]) -> pl.DataFrame:
+    """balances.csv, the balances earlier periods carried forward (`settle balances` writes
+    it from the ledger), in minor units; none when the file is absent. Each row names a
+    holder of holders.csv and an ISO 4217 currency, once, and an amount exact in that
+    currency's minor unit: a balance is money owed, never rounded here."""
+    if not path.exists():
+        return pl.DataFrame(schema=BALANCE_SCHEMA)
+    rows = load_rows(path, BalanceBroughtForward)
+    refuse_repeated(path, rows, ("holder_id", "currency"), "one balance per holder and currency")
+    balances = []
+    for row, balance in enumerate(rows, start=1):  # record i is data row i + 1 (load_rows)
+        if balance.holder_id not in holders:
+            raise InputError(str(path), "unknown holder", row=row, field="holder_id", value=balance.holder_id,
+                             expected="a holder_id of holders.csv")
+        if balance.currency not in CURRENCY_EXPONENTS:
+            raise UnknownCurrency(balance.currency, str(path), "currency", row=row)
+        digits = CURRENCY_EXPONENTS[balance.currency]
+        minor = Decimal(balance.amount).scaleb(digits)
+        if minor != minor.to_integral_value():
+            raise InputError(str(path), f"not a whole number of {balance.currency}'s minor unit", row=row,
+                             field="amount", value=balance.amount, expected=f"at most {digits} decimal places")
+        if abs(minor) >= INT64_LIMIT:
+            raise InputError(str(path), "too large for the ledger", row=row, field="amount", value=balance.amount,
+                             expected=f"under 2^63 minor units of {balance.currency}")
+        balances.append((balance.holder_id, balance.currency, int(minor)))
+    return pl.DataFrame(balances, schema=BALANCE_SCHEMA, orient="row").sort("holder_id", "currency")
+
+
 def check_split_holders(splits: pl.DataFrame, splits_path: Path, holders: dict[str, RightsHolder]) -> None:
     unknown = ~pl.col("holder_id").is_in(list(holders))
     if splits.filter(unknown).height:
@@ -277,7 +311,8 @@ def entries_under(folder: Path, seen: set[Path] | None = None) -> Iterator[Path]
 
 
 REFERENCE_NAMES = ("policy.yaml", "policy.json", "licensees.csv", "holders.csv", "works.csv", "works.parquet",
-                   "splits.csv", "splits.parquet", "consent.csv", "revenue.csv")  # an input folder's files, but contracts/
+                   "splits.csv", "splits.parquet", "consent.csv", "revenue.csv",
+                   "balances.csv")  # an input folder's files, but contracts/
 
 
 def is_reference_name(name: str) -> bool:
@@ -407,11 +442,14 @@ def load_inputs(folder: Path, usage: list[str] | None = None) -> Inputs:
     refuse_repeated(revenue_path, revenue, ("licensee_id", "contract_id", "period"),
                     "one report per licensee, contract and period")
     check_revenue(revenue, revenue_path, contracts)
+    balances_path = folder / "balances.csv"
+    brought_forward = load_balances(balances_path, holders)
     reference = [policy_path, licensees_path, holders_path, works_path, splits_path,
-                 *path_of.values(), *[p for p in (consent_path, revenue_path) if p.exists()]]
+                 *path_of.values(), *[p for p in (consent_path, revenue_path, balances_path) if p.exists()]]
     catalogue = Catalogue(works, refs, ambiguous, splits, share_scale, consent if consent is not None else empty_like_consent())
     logs, names = usage_files(folder, usage)
-    return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue, logs, sorted(reference), names)
+    return Inputs(folder, policy, licensees, holders, contracts, revenue, catalogue, logs, sorted(reference), names,
+                  brought_forward)
 
 
 def sha256_file(path: Path | str) -> str:

@@ -48,3 +48,13 @@ class RightsHolder(Model):
         if not re.fullmatch(r"\d{15}[\dX]", compact):
             raise ValueError(f"{value!r} is not an ISNI: expected 16 characters, digits and a final X")
         return compact
+
+
+class BalanceBroughtForward(Model):
+    """A holder's balance in one currency carried forward by earlier periods, in major units:
+    paid with this period's net once the two reach the holder's threshold. Negative when an
+    adjustment of an earlier period paid the holder more than its later runs had allowed for."""
+
+    holder_id: str = Field(pattern=FILE_SAFE_ID)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: str = Field(pattern=r"^-?\d+(\.\d+)?$", description="a plain decimal, e.g. 4.20 or -1.5")

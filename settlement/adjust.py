@@ -17,7 +17,8 @@ from settlement.money import format_minor, minor_expr
 from settlement.run import Correction
 
 FIGURES = ("net", "payable", "carried_forward")  # a holder's amounts an adjustment shows, old and new
-TOTALS = ("charged", "commission", "withholding", "payable", "carried_forward", "suspense")  # a run's, per currency
+TOTALS = ("charged", "brought_forward", "commission", "withholding", "payable", "carried_forward",
+          "suspense")  # a run's, per currency
 KEY = ["holder_id", "currency"]
 
 

@@ -120,7 +120,8 @@ def allocations(out: Path) -> pl.LazyFrame:
 
 
 STATEMENT_LINE = [*LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]  # what a statement line shows
-FIGURES = ("total", "threshold", "payable", "carried_forward")  # a statement's rows per currency after its lines
+FIGURES = ("total", "brought_forward", "threshold", "payable", "carried_forward")  # a statement's rows per currency
+# after its lines
 
 
 def line_sums(lines: pl.LazyFrame) -> pl.LazyFrame:
@@ -340,28 +341,32 @@ def statements_against_lines(out: Path, statements: Statements) -> tuple[str, li
         balance = balance.join(statements.figure(record), on=key, how="full", coalesce=True)
     balance = balance.join(statements.lines.select(*key, *(pl.col(a).alias(f"{a}_lines") for a in AMOUNTS)),
                            on=key, how="full", coalesce=True)
-    problems += mismatch(balance.filter(pl.any_horizontal(pl.col(a).fill_null(-1) != pl.col(f"{a}_lines").fill_null(-1)
+    # a holder with only a balance brought forward has a statement of no lines, totalling 0
+    problems += mismatch(balance.filter(pl.any_horizontal(pl.col(a).fill_null(-1) != pl.col(f"{a}_lines").fill_null(0)
                                                           for a in AMOUNTS)),
                          "statements: totals that are not the sums of the statement's lines (minor units)")
-    paid = pl.col("net") >= pl.col("threshold")
-    wrong = balance.filter(pl.when(paid).then((pl.col("payable") != pl.col("net")) | (pl.col("carried_forward") != 0))
-                           .otherwise((pl.col("payable") != 0) | (pl.col("carried_forward") != pl.col("net")))
+    owed = pl.col("net") + pl.col("brought_forward")
+    paid = (owed >= pl.col("threshold")) & (owed > 0)
+    wrong = balance.filter(pl.when(paid).then((pl.col("payable") != owed) | (pl.col("carried_forward") != 0))
+                           .otherwise((pl.col("payable") != 0) | (pl.col("carried_forward") != owed))
                            .fill_null(True))
-    problems += mismatch(wrong.select(*key, "net", "threshold", "payable", "carried_forward"),
-                         "statements: balances not paid at or above the threshold, or not carried forward below it, "
-                         "or missing a total, threshold, payable or carried-forward row (minor units)")
-    return (f"statements: each lists exactly its holder's lines and totals them; payable or carried forward by "
-            f"threshold ({balance['holder_id'].n_unique()} holders)", problems)
+    problems += mismatch(wrong.select(*key, "net", "brought_forward", "threshold", "payable", "carried_forward"),
+                         "statements: balances (net + brought forward) not paid at or above the threshold, or not "
+                         "carried forward below it, or missing a total, brought-forward, threshold, payable or "
+                         "carried-forward row (minor units)")
+    return (f"statements: each lists exactly its holder's lines and totals them; net + brought forward payable or "
+            f"carried forward by threshold ({balance['holder_id'].n_unique()} holders)", problems)
 
 
 def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary: dict) -> tuple[str, list[str]]:
-    """Per currency: charged = payable + carried forward + commission + withholding + suspense,
-    from the files, and as summary.json says."""
+    """Per currency: charged + brought forward = payable + carried forward + commission +
+    withholding + suspense, from the files, and as summary.json says."""
     suspense = csv(out, "suspense.csv").group_by("currency").agg(
         minor_units("amount").sum().alias("suspense")).collect()
     deductions = lines_parquet(out).group_by("currency").agg(pl.col("commission").sum(),
                                                               pl.col("withholding").sum()).collect()
     balances = statements.figures.group_by("currency").agg(
+        pl.col("net").filter(pl.col("record") == "brought_forward").sum().alias("brought_forward"),
         pl.col("net").filter(pl.col("record") == "payable").sum().alias("payable"),
         pl.col("net").filter(pl.col("record") == "carried_forward").sum().alias("carried_forward"))
     charged = terms.group_by("currency").agg(pl.col("charged").sum())
@@ -374,14 +379,15 @@ def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary
     stated_totals = summary["currencies"]
     for row in figures.iter_rows(named=True):  # a row per currency
         currency = row["currency"]
-        equation = (f"{currency}: charged {shown(row['charged'], currency)} = " + " + ".join(
+        brought = f" + brought forward {shown(row['brought_forward'], currency)}" if row["brought_forward"] else ""
+        equation = (f"{currency}: charged {shown(row['charged'], currency)}{brought} = " + " + ".join(
             f"{p.replace('_', ' ')} {shown(row[p], currency)}" for p in parts))
-        if row["charged"] != sum(row[p] for p in parts):
+        if row["charged"] + row["brought_forward"] != sum(row[p] for p in parts):
             problems.append(f"conservation does not hold: {equation} = "
                             f"{shown(sum(row[p] for p in parts), currency)}")
         stated = stated_totals.get(currency, {})
         problems += [f"{currency}: {name} {stated.get(name)} in summary.json, {shown(row[name], currency)} in the files"
-                     for name in ("charged", *parts) if stated.get(name) != shown(row[name], currency)]
+                     for name in ("charged", "brought_forward", *parts) if stated.get(name) != shown(row[name], currency)]
         held.append(equation)
     problems += [f"{currency}: in summary.json, but in no file"
                  for currency in sorted(set(stated_totals) - set(figures["currency"].to_list()))]

@@ -207,7 +207,8 @@ def print_summary(summary: dict, out: Path) -> None:
     console.print(f"Settled {summary['period']} as {summary['run_id']} (rules v{summary['rules_version']})")
     console.print(rows_line(summary["rows"]))
     for currency, t in summary["currencies"].items():
-        console.print(f"  {currency}: charged {t['charged']} = payable {t['payable']} + carried forward "
+        brought = f" + brought forward {t['brought_forward']}" if t["brought_forward"].strip("-0.") else ""
+        console.print(f"  {currency}: charged {t['charged']}{brought} = payable {t['payable']} + carried forward "
                       f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
                       f"+ suspense {t['suspense']}")
     for warning in summary["warnings"]:
@@ -357,6 +358,33 @@ def shown_amount(amount, currency: str) -> str:
         return format_minor(amount, currency) if type(amount) is int else repr(amount)
     except SettlementError:  # a currency code that is not ISO 4217
         return str(amount)
+
+
+@ledger_app.command("balances")
+def ledger_balances(ledger: LedgerArgument, period: PeriodOption, out: Annotated[Path | None, typer.Option(
+        "--out", help="the file to write, e.g. INPUTS/balances.csv (standard output if not given)")] = None) -> None:
+    """Write balances.csv for a period: what the ledger's earlier periods carried forward.
+
+    Per holder and currency, what the runs the earlier periods stand as carried forward
+    (and did not bring forward from before them): the input folder's balances.csv, which
+    `settle run --ledger` requires to be exactly this for a period after the ledger's
+    first."""
+    from settlement import posting
+    from settlement.money import format_minor
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        fail(f"--period {period!r}: expected a month such as 2026-10")
+    with reported("balances command"):
+        left, runs = posting.outstanding(posting.opened(ledger, create=False), period)
+        text = "holder_id,currency,amount\n" + "".join(f"{h},{c},{format_minor(a, c)}\n"
+                                                      for h, c, a in left.iter_rows())
+        if out is None:
+            sys.stdout.write(text)
+            return
+        out.write_text(text, encoding="utf-8", newline="\n")
+    Console(soft_wrap=True, highlight=False, markup=False).print(
+        f"{out}: {left.height} balance{'s' if left.height != 1 else ''} carried forward to {period} by {runs} "
+        f"earlier run{'s' if runs != 1 else ''}")
 
 
 @ledger_app.command("verify")

@@ -62,15 +62,17 @@ def check_written(lines: pl.LazyFrame, line_count: int, totals: pl.DataFrame, le
 
 
 def check_totals(totals: dict[str, dict[str, int]]) -> list[str]:
-    """charged = payable + carried_forward + commission + withholding + suspense, per currency."""
+    """charged + brought forward = payable + carried_forward + commission + withholding + suspense,
+    per currency."""
     problems = []
     for currency, t in sorted(totals.items()):
         parts = t["payable"] + t["carried_forward"] + t["commission"] + t["withholding"] + t["suspense"]
-        if parts != t["charged"]:
+        if parts != t["charged"] + t["brought_forward"]:
             problems.append(
-                f"{currency}: charged {t['charged']} != payable {t['payable']} + carried forward "
-                f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
-                f"+ suspense {t['suspense']} = {parts} ({t['charged'] - parts:+d} minor units)")
+                f"{currency}: charged {t['charged']} + brought forward {t['brought_forward']} != payable "
+                f"{t['payable']} + carried forward {t['carried_forward']} + commission {t['commission']} + "
+                f"withholding {t['withholding']} + suspense {t['suspense']} = {parts} "
+                f"({t['charged'] + t['brought_forward'] - parts:+d} minor units)")
     return problems
 
 

@@ -129,15 +129,26 @@ def holder_totals(lines: pl.DataFrame) -> pl.DataFrame:
                    pl.col("withholding").sum(), pl.col("net").sum())
 
 
-def balances(totals: pl.DataFrame, holders: dict, policy, types: KeyTypes) -> pl.DataFrame:
-    """Per holder and currency (`totals`, from holder_totals): threshold, payable and carried forward."""
+def balances(totals: pl.DataFrame, holders: dict, policy, types: KeyTypes,
+             brought_forward: pl.DataFrame) -> pl.DataFrame:
+    """Per holder and currency (`totals`, from holder_totals, and every balance of
+    `brought_forward`, Inputs.brought_forward, with no lines this period): the balance
+    brought forward, threshold, payable and carried forward. The net and the balance
+    brought forward are paid together once they reach the threshold (and are more than
+    zero: a debt is carried forward, never paid); below it, both are carried forward."""
+    brought = encoded(brought_forward.select("holder_id", "currency", pl.col("amount_minor").cast(MONEY)
+                                             .alias("brought_forward")), types)
+    amounts = ["gross", "commission", "withholding", "net", "brought_forward"]
+    totals = totals.join(brought, on=["holder_id", "currency"], how="full", coalesce=True).with_columns(
+        pl.col(amounts).fill_null(0).cast(MONEY))
     policy_rows, own_rows = thresholds(holders, policy, sorted(totals["currency"].unique().to_list()), types)
     totals = (totals.join(policy_rows, on="currency", how="left").join(own_rows, on=["holder_id", "currency"],
                                                                         how="left")
               .with_columns(pl.coalesce("own_threshold", "policy_threshold").alias("threshold"))
               .drop("own_threshold", "policy_threshold"))
-    paid = pl.col("net") >= pl.col("threshold")
+    balance = pl.col("net") + pl.col("brought_forward")
+    paid = (balance >= pl.col("threshold")) & (balance > 0)
     return totals.with_columns(
-        pl.when(paid).then(pl.col("net")).otherwise(0).cast(MONEY).alias("payable"),
-        pl.when(paid).then(0).otherwise(pl.col("net")).cast(MONEY).alias("carried_forward"),
+        pl.when(paid).then(balance).otherwise(0).cast(MONEY).alias("payable"),
+        pl.when(paid).then(0).otherwise(balance).cast(MONEY).alias("carried_forward"),
     ).sort("holder_id", "currency")

@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from contracts.errors import InputError
-from contracts.loading import load_rows, load_yaml, sha256_file
+from contracts.loading import BALANCE_SCHEMA, load_balances, load_rows, load_yaml, sha256_file
 from contracts.numbers import parse_exact
 from contracts.parties import RightsHolder
 from contracts.policy import DistributionPolicy
@@ -159,6 +159,7 @@ class RunFiles:
     policy: DistributionPolicy
     holders: dict[str, RightsHolder]
     pins: dict[str, str]  # the SHA-256 of every file the manifest names, by its name
+    brought_forward: dict[tuple[str, str], int]  # balances.csv's, by holder and currency, in minor units
 
     @property
     def folder(self) -> Path:
@@ -190,9 +191,12 @@ class RunFiles:
         pins = pinned.pins
         policy_name = "policy.yaml" if "policy.yaml" in pins else "policy.json"
         checked(run_out, pins, ["lines.parquet", "allocations.csv"])
-        checked(inputs, pins, [policy_name, "holders.csv"])
+        balances = ["balances.csv"] if "balances.csv" in pins else []
+        checked(inputs, pins, [policy_name, "holders.csv", *balances])
         holders = {h.holder_id: h for h in load_rows(inputs / "holders.csv", RightsHolder)}
-        return RunFiles(pinned, load_yaml(inputs / policy_name, DistributionPolicy), holders, pins)
+        brought = load_balances(inputs / "balances.csv", holders) if balances else pl.DataFrame(schema=BALANCE_SCHEMA)
+        return RunFiles(pinned, load_yaml(inputs / policy_name, DistributionPolicy), holders, pins,
+                        {(h, c): amount for h, c, amount in brought.iter_rows()})
 
 
 WORK_AMOUNT = ["licensee_id", "contract_id", "work_id", "use_type", "split_version"]  # a level-2 amount's key
@@ -352,15 +356,19 @@ def explain_withholding(result: Explanation, files: RunFiles, line: dict, holder
 
 
 def explain_balance(result: Explanation, files: RunFiles, holder: str, currency: str, lines: pl.DataFrame) -> None:
-    """Rule 4's threshold: the holder's net in the currency, paid or carried forward, as its
-    statement shows it (threshold, payable and carried forward)."""
+    """Rule 4's threshold: the holder's net in the currency and the balance brought forward
+    (balances.csv), paid together or carried forward, as its statement shows them (brought
+    forward, threshold, payable and carried forward)."""
     net = int(lines["net_minor"].sum())
+    brought = files.brought_forward.get((holder, currency), 0)
+    owed = net + brought
     own = files.holders[holder]
     major = (own.payout_threshold if own.payout_threshold is not None and own.payout_currency == currency
              else files.policy.thresholds.get(currency, 0))
     threshold = round_half_even(Fraction(major) * 10**exponent(currency))
-    paid = net >= threshold
-    expected = {"threshold": threshold, "payable": net if paid else 0, "carried_forward": 0 if paid else net}
+    paid = owed >= threshold and owed > 0
+    expected = {"brought_forward": brought, "threshold": threshold, "payable": owed if paid else 0,
+                "carried_forward": 0 if paid else owed}
     checked(files.folder, files.pins, [f"statements/{holder}.csv"])
     statement = pl.read_csv(files.folder / "statements" / f"{holder}.csv", infer_schema=False, glob=False).filter(
         (pl.col("currency") == currency) & pl.col("record").is_in(list(expected)))
@@ -369,7 +377,11 @@ def explain_balance(result: Explanation, files: RunFiles, holder: str, currency:
     differ = [f"{name.replace('_', ' ')} {format_minor(written[name], currency) if name in written else 'missing'}"
               for name in expected if written.get(name) != expected[name]]
     money = lambda name: format_minor(expected[name], currency)
-    result.claim(f"{holder}'s {currency} net over all its lines is {format_minor(net, currency)}, "
-                 f"{'at least' if paid else 'below'} the threshold {money('threshold')}: payable {money('payable')}, "
+    verdict = (f"at least the threshold {money('threshold')}" if paid else
+               f"below the threshold {money('threshold')}" if owed < threshold else
+               f"not above 0 (a debt is carried, never paid; the threshold is {money('threshold')})")
+    result.claim(f"{holder}'s {currency} net over all its lines is {format_minor(net, currency)}, and with "
+                 f"{money('brought_forward')} brought forward (balances.csv) {format_minor(owed, currency)}, "
+                 f"{verdict}: payable {money('payable')}, "
                  f"carried forward {money('carried_forward')} (statements/{holder}.csv)", not differ,
                  "the statement shows " + ", ".join(differ))

@@ -81,7 +81,8 @@ def prepare_folder(out: Path, preview: bool = False) -> None:
 
 
 def currencies(s: Priced) -> list[str]:
-    return sorted({c.contract.currency for c in s.charges})
+    """The run's currencies: its contracts', and those of the balances it brings forward."""
+    return sorted({*(c.contract.currency for c in s.charges), *s.inputs.brought_forward["currency"]})
 
 
 def amount_type(s: Settlement) -> pl.DataType:
@@ -162,7 +163,8 @@ STATEMENT_COLUMNS = ["record", "licensee_id", "contract_id", "work_id", "title",
                      "share", "currency", "units", *AMOUNTS]
 FREE_TEXT = ("work_id", "title")  # the only statement columns whose values may need CSV quoting
 BALANCE_RECORDS = {  # record → the balance column shown as its net (totals show every amount)
-    "threshold": "threshold", "carried_forward": "carried_forward", "payable": "payable"}
+    "brought_forward": "brought_forward", "threshold": "threshold", "carried_forward": "carried_forward",
+    "payable": "payable"}
 
 
 def csv_field(column: str) -> pl.Expr:
@@ -186,17 +188,20 @@ def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal")
 
 
-def statement_rows(s: Settlement, lines: pl.DataFrame, titles: pl.Series) -> pl.DataFrame:
-    """Every statement row of the holders of `lines` (all of their lines, in line order) as
-    CSV text ending in a line break (`text`), with the holder's code (`_holder`): the lines
-    in line order, then the balance records. Rows are rendered to one text column in one
-    query each (only the columns a statement shows are decoded and formatted), so that
-    putting them in holder order moves one string per row. `titles`: work_titles."""
+def statement_rows(s: Settlement, lines: pl.DataFrame, titles: pl.Series,
+                   holders: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every statement row of the holders of `lines` (all of their lines, in line order), or
+    of `holders` (holder_id), as CSV text ending in a line break (`text`), with the holder's
+    code (`_holder`): the lines in line order, then the balance records. Rows are rendered
+    to one text column in one query each (only the columns a statement shows are decoded
+    and formatted), so that putting them in holder order moves one string per row.
+    `titles`: work_titles."""
     table = line_table(s, lines.lazy()).with_columns(
         pl.lit(titles.gather(lines["work_id"])).alias("title"), pl.lit("line").alias("record"),
         pl.lit(lines["holder_id"]).alias("_holder"))
+    holders = lines.select("holder_id").unique() if holders is None else holders
     parts = []
-    for frame in (table, balance_table(s, lines.select("holder_id").unique()).lazy()):
+    for frame in (table, balance_table(s, holders).lazy()):
         present = frame.collect_schema().names()
         fields = [pl.lit("") if c not in present else csv_field(c) if c in FREE_TEXT
                   else pl.col(c).fill_null("") for c in STATEMENT_COLUMNS]
@@ -261,10 +266,11 @@ def write_statements(s: Settlement, out: Path, progress: Progress = SILENT) -> d
     (out / "statements").mkdir()
     header = (",".join(STATEMENT_COLUMNS) + "\n").encode("utf-8")
     titles = work_titles(s)
-    digests, writing, partition_count = {}, None, len(s.ledger.holder_files)
+    digests, writing, partition_count, listed = {}, None, len(s.ledger.holder_files), []
     with ThreadPoolExecutor(1) as writer:
         for written, lines in enumerate(s.ledger.holder_partitions()):  # once the last is: `written` partitions
             bodies = holder_bodies(statement_rows(s, lines, titles), s.ledger.types)
+            listed.append(lines.select(pl.col("holder_id").unique()))
             del lines
             if writing is not None:
                 digests |= writing.result()
@@ -274,7 +280,20 @@ def write_statements(s: Settlement, out: Path, progress: Progress = SILENT) -> d
         if writing is not None:
             digests |= writing.result()
             progress.step(partition_count, partition_count, "partitions of holders")
-    return digests
+    return digests | balance_statements(s, out, header, titles, listed)
+
+
+def balance_statements(s: Settlement, out: Path, header: bytes, titles: pl.Series,
+                       listed: list[pl.DataFrame]) -> dict[str, str]:
+    """The statements of holders with a balance brought forward and no line this period
+    (not in `listed`, the holders of every partition): their balance records alone."""
+    holders = s.ledger.balances.select(pl.col("holder_id").unique())
+    if listed:
+        holders = holders.join(pl.concat(listed), on="holder_id", how="anti")
+    if holders.height == 0:
+        return {}
+    rows = statement_rows(s, s.ledger.lines.head(0).collect(), titles, holders)
+    return write_bodies(out, header, *holder_bodies(rows, s.ledger.types))
 
 
 def write_bodies(out: Path, header: bytes, buffer: memoryview, ranges: list[tuple[str, int, int]]) -> dict[str, str]:

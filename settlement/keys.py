@@ -81,7 +81,7 @@ class KeyTypes:
     use_type: pl.Enum  # the use types and "" (a no-base term without a use type)
     version: pl.Enum   # split versions (valid_from dates)
     licensee: pl.Enum
-    currency: pl.Enum  # the contracts' currencies
+    currency: pl.Enum  # the contracts' currencies, and those of balances brought forward
     share: pl.Enum     # the canonical share texts of splits.csv
     status: pl.Enum = STATUS
     reason: pl.Enum = REASON
@@ -100,7 +100,7 @@ class KeyTypes:
 
 
 def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts, term_ids,
-              splits: pl.DataFrame, licensee_ids) -> KeyTypes:
+              splits: pl.DataFrame, licensee_ids, balance_currencies=()) -> KeyTypes:
     works = pl.concat([work_ids.cast(pl.String), unresolved.cast(pl.String),
                        pl.Series([NO_BASE], dtype=pl.String)]).unique().sort()
     return KeyTypes(
@@ -111,7 +111,7 @@ def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts,
         use_type=lexical_enum([*USE_TYPES, ""]),
         version=pl.Enum(splits["version"].drop_nulls().unique().sort()),
         licensee=lexical_enum(licensee_ids),
-        currency=lexical_enum(c.currency for c in contracts),
+        currency=lexical_enum([*(c.currency for c in contracts), *balance_currencies]),
         share=pl.Enum(splits["share"].drop_nulls().unique().sort()),
     )
 

@@ -176,7 +176,7 @@ def make_ledger(inputs, period, priced: PricedByContract, charges: list[price.Co
                             scanned(allocation.level1_files, level1_schema(types)), charge_rows)
     return Ledger(folder, types, allocation.level1_files, lines.files, lines.ranges, lines.pieces, lines.count,
                   allocation.suspense,
-                  distribute.balances(lines.totals, inputs.holders, inputs.policy, types),
+                  distribute.balances(lines.totals, inputs.holders, inputs.policy, types, inputs.brought_forward),
                   allocation.problems + lines.problems + written)
 
 

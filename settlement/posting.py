@@ -46,9 +46,10 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from contracts.errors import RunConflict, SettlementError
 from settlement.adjust import TOTALS, Adjustment
+from settlement.money import format_minor
 
 GENESIS = "0" * 64  # the previous hash of the first run
-AMOUNT_COLUMNS = ("gross", "commission", "withholding", "net", "payable", "carried_forward")
+AMOUNT_COLUMNS = ("gross", "commission", "withholding", "net", "brought_forward", "payable", "carried_forward")
 INT64_MAX = 2**63 - 1
 NEVER_CHANGES = "a posted run never changes (law 6)"
 SCHEMA_LOCK = 0x5E771E  # the PostgreSQL advisory lock held while a new ledger's tables are made
@@ -96,6 +97,7 @@ class RunTotal(SQLModel, table=True):
     run_id: str = Field(primary_key=True, foreign_key="run.run_id")
     currency: str = Field(primary_key=True)
     charged: int = Field(sa_type=BigInteger)
+    brought_forward: int = Field(sa_type=BigInteger)  # balances.csv's: what earlier periods carried forward
     commission: int = Field(sa_type=BigInteger)
     withholding: int = Field(sa_type=BigInteger)
     payable: int = Field(sa_type=BigInteger)
@@ -115,6 +117,7 @@ class HolderBalance(SQLModel, table=True):
     commission: int = Field(sa_type=BigInteger)
     withholding: int = Field(sa_type=BigInteger)
     net: int = Field(sa_type=BigInteger)
+    brought_forward: int = Field(sa_type=BigInteger)
     payable: int = Field(sa_type=BigInteger)
     carried_forward: int = Field(sa_type=BigInteger)
 
@@ -433,6 +436,56 @@ def checked_figures(engine: Engine, run: RunRecord) -> tuple[list[dict], pl.Data
     return totals, pl.DataFrame(balances, schema=schema).sort("holder_id", "currency")
 
 
+# --------------------------------------------------------------------------- balances brought forward
+
+def standing_before(engine: Engine, period: str) -> list[RunRecord]:
+    """The runs earlier periods stand as (standing_run), in the order posted."""
+    runs = [run for run in chain(engine) if run.period < period]
+    corrected = {run.corrects for run in runs}
+    return [run for run in runs if run.run_id not in corrected]
+
+
+def outstanding(engine: Engine, period: str) -> tuple[pl.DataFrame, int]:
+    """What earlier periods leave carried forward to `period`, per holder and currency, in
+    minor units (holder_id, currency, amount_minor; none of 0), and how many runs they
+    stand as. Each earlier period adds what its standing run carried forward less what it
+    brought forward: over a chain of runs this is the last one's carried forward, and an
+    adjustment of a period settled before a later one adds what it changed (negative, a
+    debt, when the adjustment paid what a later run had paid already). Every run read is
+    checked against its hash first: the money flows on from it."""
+    with database_errors(engine, "reading the balances carried forward"):
+        runs = standing_before(engine, period)
+        frames = [checked_figures(engine, run)[1] for run in runs]
+    schema = {"holder_id": pl.String, "currency": pl.String, "amount_minor": pl.Int64}
+    if not frames:
+        return pl.DataFrame(schema=schema), 0
+    left = (pl.concat(frames).group_by("holder_id", "currency")
+            .agg((pl.col("carried_forward").cast(pl.Int128) - pl.col("brought_forward")).sum().alias("amount_minor"))
+            .filter(pl.col("amount_minor") != 0).sort("holder_id", "currency"))
+    return left.with_columns(pl.col("amount_minor").cast(pl.Int64)), len(runs)
+
+
+def check_brought_forward(engine: Engine, period: str, brought_forward: pl.DataFrame, path: Path) -> None:
+    """Refuse a run whose balances.csv (`path`, read as Inputs.brought_forward) is not what the ledger's
+    earlier periods carried forward: a balance left out would never be paid, and one
+    brought forward twice would be paid twice. A ledger with no earlier period takes
+    balances.csv as the opening balances (taken over from the society's system before)."""
+    expected, runs = outstanding(engine, period)
+    if runs == 0:
+        return
+    key = ["holder_id", "currency"]
+    both = expected.join(brought_forward.filter(pl.col("amount_minor") != 0), on=key, how="full", coalesce=True,
+                         suffix="_given").fill_null(0).filter(pl.col("amount_minor") != pl.col("amount_minor_given"))
+    if both.height == 0:
+        return
+    shown_rows = "; ".join(f"{h} {c}: carried forward {format_minor(e, c)}, brought forward {format_minor(g, c)}"
+                           for h, c, e, g in both.sort(key).head(5).iter_rows())
+    raise LedgerError(f"{path} is not what the ledger's runs before {period} carried forward ({both.height} "
+                      f"holder balance{'s' if both.height != 1 else ''} differ{'s' if both.height == 1 else ''}: "
+                      f"{shown_rows}{'; ...' if both.height > 5 else ''}); nothing was written. Write it from the "
+                      f"ledger: settle ledger balances --ledger LEDGER --period {period} --out {path}")
+
+
 # --------------------------------------------------------------------------- deciding and posting
 
 def check_correction(corrects: str | None, reason: str | None) -> None:
@@ -559,6 +612,10 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
     if correction is not None:
         with database_errors(engine, "reading the run to correct"):
             run_of_period(engine, period.name, correction.corrects)
+    with database_errors(engine, "reading the period's runs"):
+        settled = standing_run(engine, period.name) is not None
+    if correction is not None or not settled:  # a settled period's inputs are its run's, or a conflict
+        check_brought_forward(engine, period.name, inputs.brought_forward, inputs.folder / "balances.csv")
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None  # the run id holds the correction: a run found posted was posted with it

@@ -135,16 +135,19 @@ def file_accounting(files: pl.DataFrame, statuses: pl.DataFrame) -> pl.DataFrame
 
 
 def currency_totals(charges: pl.DataFrame, ledger: Ledger) -> dict[str, dict[str, int]]:
+    """Per currency charged or brought forward: each figure of conservation (law 2)."""
     currency_of = charges.select("contract_id", "currency").unique()
     figures = {
         "charged": charges.group_by("currency").agg(pl.col("amount_minor").sum()),
+        **{name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
+           for name in ("brought_forward",)},
         "suspense": ledger.suspense.join(currency_of, on="contract_id").group_by("currency").agg(
             pl.col("amount_minor").sum()),
         **{name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
            for name in ("commission", "withholding", "payable", "carried_forward")},
     }
     totals: dict[str, dict[str, int]] = {}
-    for currency in sorted(charges["currency"].unique().to_list()):
+    for currency in sorted({*charges["currency"].cast(pl.String), *ledger.balances["currency"].cast(pl.String)}):
         totals[currency] = {name: int(frame.filter(pl.col("currency") == currency)["amount_minor"].sum())
                             for name, frame in figures.items()}
     return totals
@@ -219,7 +222,8 @@ def allocated(inputs: Inputs, period: Period, sums: list[Path], work_keys: pl.Se
     unresolved = work_keys.gather(pl.scan_parquet(sums).filter(~pl.col("resolved")).select("work").unique()
                                   .collect()["work"])
     types = keys.key_types(inputs.catalogue.works["work_id"], unresolved, inputs.holders, inputs.contracts,
-                           charge_rows["term_id"], inputs.catalogue.splits, inputs.licensees)
+                           charge_rows["term_id"], inputs.catalogue.splits, inputs.licensees,
+                           inputs.brought_forward["currency"])
     charge_rows = keys.encoded(charge_rows, types)
     by_contract = PricedByContract.written(sums, work_keys, types, folder / "by-contract")
     return charge_rows, make_ledger(inputs, period, by_contract, charges, charge_rows, types, progress)

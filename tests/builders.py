@@ -53,8 +53,8 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 def write_inputs(folder: Path, *, holders: list[dict], works: list[dict], splits: list[dict],
                  contracts: list[dict], usage_files: dict[str, list[dict]], policy: dict | None = None,
                  consent: list[dict] | None = None, revenue: list[dict] | None = None,
-                 licensees: list[dict] | None = None) -> Path:
-    """Write a complete input folder and return it."""
+                 licensees: list[dict] | None = None, balances: list[dict] | None = None) -> Path:
+    """Write a complete input folder and return it (balances.csv only when `balances` is given)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "contracts").mkdir(exist_ok=True)
     (folder / "usage").mkdir(exist_ok=True)
@@ -66,6 +66,8 @@ def write_inputs(folder: Path, *, holders: list[dict], works: list[dict], splits
     write_csv(folder / "consent.csv", consent or [],
               ["subject", "subject_id", "use_type", "licensee_id", "signal", "valid_from", "valid_to"])
     write_csv(folder / "revenue.csv", revenue or [], ["licensee_id", "contract_id", "period", "amount", "currency"])
+    if balances is not None:
+        write_csv(folder / "balances.csv", balances, ["holder_id", "currency", "amount"])
     for spec in contracts:
         (folder / "contracts" / f"{spec['contract_id']}.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     for name, rows in usage_files.items():

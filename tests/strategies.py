@@ -13,6 +13,7 @@ engine's own parser.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ import builders
 PERIOD = "2026-10"
 CLOCK = "2026-11-05T09:00:00Z"
 CURRENCIES = ("EUR", "JPY", "BHD")
-EXPONENTS = {"EUR": 2, "JPY": 0, "BHD": 3}
+EXPONENTS = {"EUR": 2, "JPY": 0, "BHD": 3, "GBP": 2}  # GBP: only in balances brought forward
 USE_TYPES = ("train", "fine_tune", "ground", "index", "crawl", "output")
 LICENSED_USE_TYPES = ("train", "fine_tune", "ground", "output")
 UNITS = ("token", "page")
@@ -289,6 +290,24 @@ def policies(draw) -> dict:
 
 
 @st.composite
+def balances_brought_forward(draw, holders: list[dict]) -> list[dict] | None:
+    """Mostly no balances.csv; sometimes what earlier periods carried forward: some of the
+    holders, in the contracts' currencies or GBP (which no contract uses), owed to them or,
+    after an adjustment, owed by them (negative)."""
+    if draw(st.booleans()):
+        rows = []
+        for index, holder in enumerate(holders):
+            for currency in draw(st.lists(st.sampled_from((*CURRENCIES, "GBP")), min_size=int(index == 0),
+                                          max_size=2, unique=True)):
+                digits = EXPONENTS[currency]
+                minor = draw(st.integers(-5 * 10**digits, 30 * 10**digits))
+                rows.append({"holder_id": holder["holder_id"], "currency": currency,
+                             "amount": str(Decimal(minor).scaleb(-digits))})
+        return rows
+    return None
+
+
+@st.composite
 def consent_rows(draw, works: list[dict], holders: list[dict]) -> list[dict]:
     """Mostly no signals; sometimes an opt-out by a work or a holder (that usage becomes unlicensed)."""
     rows = []
@@ -392,6 +411,7 @@ def input_folders(draw, *, formats=USAGE_FORMATS, resends: bool = True, max_rows
         "revenue": revenue,
         "licensees": [{"licensee_id": c["licensee_id"], "name": c["licensee_id"].upper(), "country": "US"}
                       for c in contract_specs],
+        "balances": draw(balances_brought_forward(holder_rows)),
     }
 
 

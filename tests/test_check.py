@@ -134,9 +134,10 @@ def test_a_statement_paying_what_it_should_carry_forward_is_found(run_out, tmp_p
     payable = next(i for i, line in enumerate(statement, start=1) if line.startswith("payable,"))
     out = forged(run_out, tmp_path, "statements/H043.csv", payable, ",0.00", ",17.00")
     problems = failed(out)
-    assert problems[0].startswith("statements: balances not paid at or above the threshold, or not carried forward "
-                                  "below it, or missing a total, threshold, payable or carried-forward row (minor "
-                                  "units) (1): holder_id=H043, currency=EUR, net=1700, threshold=5000, payable=1700")
+    assert problems[0].startswith("statements: balances (net + brought forward) not paid at or above the threshold, "
+                                  "or not carried forward below it, or missing a total, brought-forward, threshold, "
+                                  "payable or carried-forward row (minor units) (1): holder_id=H043, currency=EUR, "
+                                  "net=1700, brought_forward=0, threshold=5000, payable=1700")
     assert problems[1].startswith("conservation does not hold: EUR")
 
 

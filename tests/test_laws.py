@@ -34,6 +34,7 @@ from settlement import allocate, distribute, ledger
 from settlement import run as pipeline
 from settlement.exports import export, export_preview
 from settlement.intake import Period
+from settlement.keys import decoded
 from settlement.money import (SMALL_GROUP_PARTS, exact_type, format_minor, largest_remainder, leftover_units,
                               minor_expr, round_half_even, to_minor)
 from settlement.run import Settlement, preview, settle
@@ -361,9 +362,10 @@ def test_vectorised_formatting_agrees_with_format_minor_in_either_integer_type(a
 @laws(30)
 @given(data=gen.input_folders())
 def test_conservation_to_the_minor_unit(data):
-    """Law 2: per currency charged = payable + carried forward + commission + withholding + suspense,
-    per (contract, work, use type, version) the holders' gross sums to the level-1 amount, and on every
-    line gross = commission + withholding + net, all recomputed from the frames and the exported files."""
+    """Law 2: per currency charged + brought forward = payable + carried forward + commission +
+    withholding + suspense, per (contract, work, use type, version) the holders' gross sums to
+    the level-1 amount, and on every line gross = commission + withholding + net, all
+    recomputed from the frames and the exported files."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_inputs(Path(tmp) / "in", **data)
         s = run(folder, Path(tmp) / "out")
@@ -407,17 +409,30 @@ def test_conservation_to_the_minor_unit(data):
             paid[line["currency"]][name] += line[name]
     assert dict(holders_gross) == dict(per_work)
 
-    assert set(s.totals) == set(charged)
+    brought, holder_brought = defaultdict(int), {}
+    for row in data["balances"] or []:
+        holder_brought[(row["holder_id"], row["currency"])] = minor_of(row["amount"], row["currency"])
+        brought[row["currency"]] += holder_brought[(row["holder_id"], row["currency"])]
+    balances = decoded(s.ledger.balances, s.ledger.types).to_dicts()
+    assert {(b["holder_id"], b["currency"]) for b in balances} >= set(holder_brought)
+    for b in balances:  # rule 4's threshold: net and the balance brought forward, paid together or carried
+        owed = b["net"] + b["brought_forward"]
+        pays = owed >= b["threshold"] and owed > 0
+        assert (b["payable"], b["carried_forward"]) == ((owed, 0) if pays else (0, owed)), b
+        assert b["brought_forward"] == holder_brought.get((b["holder_id"], b["currency"]), 0)
+        event("a balance brought forward paid" if pays and b["brought_forward"] else "no balance brought and paid")
+    assert set(s.totals) == set(charged) | set(brought)
     for currency, total in s.totals.items():
         mine = paid[currency]
         assert charged[currency] == mine["net"] + mine["commission"] + mine["withholding"] + suspense[currency]
         assert total["charged"] == charged[currency] and total["suspense"] == suspense[currency]
         assert total["commission"] == mine["commission"] and total["withholding"] == mine["withholding"]
-        assert total["payable"] + total["carried_forward"] == mine["net"]
-        assert min(total.values()) >= 0
-        assert (total["charged"] == total["payable"] + total["carried_forward"] + total["commission"]
-                + total["withholding"] + total["suspense"])
-        for name in ("suspense", "withholding", "commission", "carried_forward", "payable"):
+        assert total["brought_forward"] == brought[currency]
+        assert total["payable"] + total["carried_forward"] == mine["net"] + brought[currency]
+        assert min(v for k, v in total.items() if k not in ("brought_forward", "carried_forward")) >= 0
+        assert (total["charged"] + total["brought_forward"] == total["payable"] + total["carried_forward"]
+                + total["commission"] + total["withholding"] + total["suspense"])
+        for name in ("suspense", "withholding", "commission", "brought_forward", "carried_forward", "payable"):
             event(f"{currency} {name} {'> 0' if total[name] else '= 0'}")
         # the exported figures say the same, in the currency's own digits
         exported = {name: minor_of(text, currency) for name, text in summary["currencies"][currency].items()}

@@ -34,6 +34,7 @@ from contracts.errors import RunConflict
 from contracts.loading import load_inputs
 from settlement import posting
 from settlement.intake import Period
+from settlement.money import format_minor
 from settlement.progress import SILENT
 
 CLOCK = "2026-11-05T09:00:00Z"
@@ -98,6 +99,17 @@ def restated(tmp_path: Path, revenue: str = "1900000.00") -> Path:
     return folder
 
 
+def with_balances(ledger: str, period: str, tmp_path: Path) -> Path:
+    """The fixtures with balances.csv as the ledger's earlier periods carried them forward to `period`."""
+    folder = tmp_path / f"fixtures-{period}"
+    shutil.copytree(FIXTURES, folder)
+    left, _ = posting.outstanding(posting.opened(ledger), period)
+    (folder / "balances.csv").write_text("holder_id,currency,amount\n" + "".join(
+        f"{holder},{currency},{format_minor(amount, currency)}\n" for holder, currency, amount in left.iter_rows()),
+        encoding="utf-8")
+    return folder
+
+
 # --------------------------------------------------------------------------- law 5: idempotency
 
 def test_the_same_inputs_are_posted_once_and_give_the_posted_run(ledger, tmp_path):
@@ -143,8 +155,9 @@ def test_a_run_that_loses_its_place_in_the_chain_to_another_periods_run_takes_th
             posting.posted_once(engine, other)
         return real_hash(*args)
 
+    december_inputs = with_balances(ledger, "2026-12", tmp_path)
     monkeypatch.setattr(posting, "chain_hash", racing_hash)
-    december = settled(FIXTURES, tmp_path / "december", ledger, period="2026-12")
+    december = settled(december_inputs, tmp_path / "december", ledger, period="2026-12")
     assert raced and december["posted"].startswith("ledger: posted as run 3 (settlement)")
     monkeypatch.undo()
     assert [run.period for run in posting.chain(engine)] == ["2026-10", "2026-11", "2026-12"]
@@ -460,7 +473,8 @@ def test_a_ledger_that_refuses_the_post_leaves_the_output_folder_as_it_was(tmp_p
     settled(FIXTURES, tmp_path / "first", str(ledger))
     read_only = f"sqlite:///file:{ledger}?mode=ro&uri=true"
     with pytest.raises(posting.LedgerError, match="attempt to write a readonly database"):
-        settled(FIXTURES, tmp_path / "november", read_only, None, None, period="2026-11")
+        settled(with_balances(str(ledger), "2026-11", tmp_path), tmp_path / "november", read_only, None, None,
+                period="2026-11")
     assert not (tmp_path / "november").exists() and not (tmp_path / ".november.posting").exists()
     assert len(posting.chain(posting.opened(str(ledger)))) == 1
 

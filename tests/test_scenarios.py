@@ -255,7 +255,7 @@ def test_jpy_amounts_have_no_minor_digits(tmp_path):
     term = out.invoice_terms()["tokens"]
     assert (term["exact"], term["rounded"], term["charged"]) == ("1852.5", "1852", "1852")
     assert out.summary["currencies"] == {"JPY": {
-        "charged": "1852", "suspense": "0", "commission": "0", "withholding": "0", "payable": "1852",
+        "charged": "1852", "brought_forward": "0", "suspense": "0", "commission": "0", "withholding": "0", "payable": "1852",
         "carried_forward": "0"}}
 
 
@@ -320,12 +320,12 @@ def test_commission_withholding_and_threshold(tmp_path):
     for _, _, _, gross, commission, withholding, net in lines:
         assert Decimal(net) == Decimal(gross) - Decimal(commission) - Decimal(withholding)
     assert out.summary["currencies"]["EUR"] == {
-        "charged": "32.65", "suspense": "0.00", "commission": "3.78", "withholding": "7.31",
+        "charged": "32.65", "brought_forward": "0.00", "suspense": "0.00", "commission": "3.78", "withholding": "7.31",
         "payable": "17.06", "carried_forward": "4.50"}
-    assert out.statement("h1") == {"total": "17.06", "threshold": "10.00", "carried_forward": "0.00",
-                                   "payable": "17.06"}
-    assert out.statement("h2") == {"total": "4.50", "threshold": "10.00", "carried_forward": "4.50",
-                                   "payable": "0.00"}
+    assert out.statement("h1") == {"total": "17.06", "brought_forward": "0.00", "threshold": "10.00",
+                                   "carried_forward": "0.00", "payable": "17.06"}
+    assert out.statement("h2") == {"total": "4.50", "brought_forward": "0.00", "threshold": "10.00",
+                                   "carried_forward": "4.50", "payable": "0.00"}
 
 
 def test_cap_scales_terms_down_by_largest_remainder(tmp_path):
