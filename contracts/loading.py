@@ -7,12 +7,13 @@ value and what was expected. Nothing here computes money.
 from __future__ import annotations
 
 import glob
-from decimal import Decimal
 import itertools
 import os
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, TypeVar
 
@@ -260,14 +261,15 @@ def load_balances(path: Path, holders: dict[str, RightsHolder]) -> pl.DataFrame:
         if balance.currency not in CURRENCY_EXPONENTS:
             raise UnknownCurrency(balance.currency, str(path), "currency", row=row)
         digits = CURRENCY_EXPONENTS[balance.currency]
-        minor = Decimal(balance.amount).scaleb(digits)
-        if minor != minor.to_integral_value():
+        minor = Fraction(Decimal(balance.amount)) * 10**digits  # exact: Decimal's arithmetic would round at 28 digits
+        if minor.denominator != 1:
             raise InputError(str(path), f"not a whole number of {balance.currency}'s minor unit", row=row,
                              field="amount", value=balance.amount, expected=f"at most {digits} decimal places")
         if abs(minor) >= INT64_LIMIT:
             raise InputError(str(path), "too large for the ledger", row=row, field="amount", value=balance.amount,
                              expected=f"under 2^63 minor units of {balance.currency}")
-        balances.append((balance.holder_id, balance.currency, int(minor)))
+        if minor:  # a zero balance is no balance: it would only add a currency of zeros to the run
+            balances.append((balance.holder_id, balance.currency, int(minor)))
     return pl.DataFrame(balances, schema=BALANCE_SCHEMA, orient="row").sort("holder_id", "currency")
 
 

@@ -57,4 +57,4 @@ class BalanceBroughtForward(Model):
 
     holder_id: str = Field(pattern=FILE_SAFE_ID)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    amount: str = Field(pattern=r"^-?\d+(\.\d+)?$", description="a plain decimal, e.g. 4.20 or -1.5")
+    amount: str = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="a plain decimal, e.g. 4.20 or -1.50")

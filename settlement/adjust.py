@@ -44,7 +44,8 @@ def changes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
 
 def sides(balances: pl.DataFrame, side: str) -> pl.DataFrame:
     """The key and FIGURES of `balances`, named `<side>_<figure>`."""
-    return balances.select(*KEY, *(pl.col(f).cast(pl.Int64).alias(f"{side}_{f}") for f in FIGURES))
+    # Int128: a balance brought forward may take a figure past Int64 (posting refuses it, with one line)
+    return balances.select(*KEY, *(pl.col(f).cast(pl.Int128).alias(f"{side}_{f}") for f in FIGURES))
 
 
 def adjustment_table(adjustment: Adjustment, new: pl.DataFrame) -> pl.DataFrame:
@@ -53,7 +54,7 @@ def adjustment_table(adjustment: Adjustment, new: pl.DataFrame) -> pl.DataFrame:
     rows = changes(adjustment.old, new)
     listed = rows["currency"].unique().to_list()
     return rows.with_columns(
-        minor_expr(pl.col(c), pl.col("currency"), listed, pl.Int64).alias(c) for c in rows.columns if c not in KEY
+        minor_expr(pl.col(c), pl.col("currency"), listed, pl.Int128).alias(c) for c in rows.columns if c not in KEY
     ).with_columns(pl.lit(adjustment.correction.corrects).alias("corrects"),
                    pl.lit(adjustment.correction.reason).alias("reason"))
 

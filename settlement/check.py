@@ -17,10 +17,11 @@ reason, and the others are still checked. What is checked:
   and every such amount has lines (law 2, level 2);
 - suspense.csv holds the suspense parts of level 1, key by key;
 - net = gross − commission − withholding on every line, none negative (rule 4);
-- each statement lists exactly its holder's lines, totals them, and pays the total or
-  carries it forward by the threshold it shows (rule 4);
-- per currency: charged = payable + carried forward + commission + withholding + suspense,
-  each figure summed from the files, and as summary.json states it (law 2);
+- each statement lists exactly its holder's lines, totals them, and pays the total and the
+  balance brought forward, or carries them forward, by the threshold it shows (rule 4);
+- per currency: charged + brought forward = payable + carried forward + commission +
+  withholding + suspense, each figure summed from the files, and as summary.json states it
+  (law 2);
 - the usage rows: read = accepted + duplicates + quarantined + suspense + unlicensed, per
   file and in all, for every usage log the manifest pins, with quarantine.csv (per file),
   unlicensed.csv and suspense.csv holding the rows summary.json counts (law 3);

@@ -21,7 +21,7 @@ from contracts.catalogue import ConsentSignal, SplitRecord, WorkRecord
 from contracts.errors import SettlementError
 from contracts.licence import LicenceContract
 from contracts.loading import load_inputs
-from contracts.parties import Licensee, RightsHolder
+from contracts.parties import BalanceBroughtForward, Licensee, RightsHolder
 from contracts.policy import DistributionPolicy, RevenueReport
 from contracts.usage import UsageRecord
 from settlement.progress import Progress
@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 SCHEMAS = {
     "contract": LicenceContract, "policy": DistributionPolicy, "licensee": Licensee, "holder": RightsHolder,
     "work": WorkRecord, "split": SplitRecord, "consent": ConsentSignal, "revenue": RevenueReport,
-    "usage": UsageRecord,
+    "balance": BalanceBroughtForward, "usage": UsageRecord,
 }
 CLOCK = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
@@ -361,30 +361,34 @@ def shown_amount(amount, currency: str) -> str:
 
 
 @ledger_app.command("balances")
-def ledger_balances(ledger: LedgerArgument, period: PeriodOption, out: Annotated[Path | None, typer.Option(
+def ledger_balances(ledger: LedgerArgument, corrects: Annotated[str | None, typer.Option(
+        "--corrects", help="what this run brought forward, for a run that corrects it")] = None,
+                    out: Annotated[Path | None, typer.Option(
         "--out", help="the file to write, e.g. INPUTS/balances.csv (standard output if not given)")] = None) -> None:
-    """Write balances.csv for a period: what the ledger's earlier periods carried forward.
+    """Write balances.csv: what the ledger carries forward to the next run it posts.
 
-    Per holder and currency, what the runs the earlier periods stand as carried forward
-    (and did not bring forward from before them): the input folder's balances.csv, which
-    `settle run --ledger` requires to be exactly this for a period after the ledger's
-    first."""
+    Per holder and currency, the balances the runs posted so far carried forward (and
+    did not bring forward from before them), which the next run's input folder brings
+    forward in balances.csv: `settle run --ledger` requires exactly this. With --corrects
+    RUN_ID, what that run brought forward, which a run correcting it brings forward again."""
     from settlement import posting
     from settlement.money import format_minor
 
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-        fail(f"--period {period!r}: expected a month such as 2026-10")
     with reported("balances command"):
-        left, runs = posting.outstanding(posting.opened(ledger, create=False), period)
-        text = "holder_id,currency,amount\n" + "".join(f"{h},{c},{format_minor(a, c)}\n"
-                                                      for h, c, a in left.iter_rows())
+        found = posting.outstanding(posting.opened(ledger, create=False), corrects)
+        rows = [] if found is None else list(found[0].iter_rows())
+        text = "holder_id,currency,amount\n" + "".join(f"{h},{c},{format_minor(a, c)}\n" for h, c, a in rows)
         if out is None:
             sys.stdout.write(text)
             return
         out.write_text(text, encoding="utf-8", newline="\n")
-    Console(soft_wrap=True, highlight=False, markup=False).print(
-        f"{out}: {left.height} balance{'s' if left.height != 1 else ''} carried forward to {period} by {runs} "
-        f"earlier run{'s' if runs != 1 else ''}")
+    count = f"{len(rows)} balance{'s' if len(rows) != 1 else ''}"
+    said = (f"{count} that run {corrects} brought forward" if corrects else
+            "no balance: the ledger holds no run, and takes any balances.csv as its opening balances"
+            if found is None else
+            f"{count} carried forward by the {found[1]} run{'s' if found[1] != 1 else ''} the ledger's periods "
+            "stand as")
+    Console(soft_wrap=True, highlight=False, markup=False).print(f"{out}: {said}")
 
 
 @ledger_app.command("verify")

@@ -4,11 +4,13 @@ An auditor's answer, step by step, for each holder line asked about: the contrac
 terms as invoiced, each term's part for the work by largest remainder (rule 2), the
 work's amount over the split's holders by their shares (rule 3), commission,
 withholding spread over the holder's lines, net (rule 4), and whether the holder's
-balance is paid or carried forward.
+balance, with what earlier periods carried forward (balances.csv), is paid or carried
+forward.
 
 Every step is worked out again from the run's own files (allocations.csv, lines.parquet,
-the invoices and statements, checked against the manifest first) and the two inputs that
-hold rates (the policy's commission, the holders' withholding), by the published rules
+the invoices and statements, checked against the manifest first) and the inputs that
+hold rates and balances (the policy's commission and thresholds, the holders' withholding
+and thresholds, balances.csv), by the published rules
 (README, "Apportionment rules"), not by the engine's code: so the explanation is also a
 check. A figure the rules do not give is marked; `Explanation.mismatches` counts them.
 
@@ -245,11 +247,13 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     wanted = [pl.col(column) == value for column, value in
               (("work_id", work), ("contract_id", contract), ("use_type", use_type)) if value is not None]
     chosen = holder_lines.filter(*wanted) if wanted else holder_lines
-    if chosen.is_empty():
+    brought = [] if wanted else [currency for (h, currency) in files.brought_forward if h == holder]
+    if chosen.is_empty() and not brought:
         asked = ", ".join(f"{c} {v}" for c, v in (("work", work), ("contract", contract), ("use type", use_type)) if v)
         raise InputError(str(run_out), f"holder {holder} has no line in run {files.pinned.run_id}"
                          + (f" for {asked}" if asked else ""),
-                         expected="a holder with lines in lines.csv (on that work, contract or use type)")
+                         expected="a holder with lines in lines.csv (on that work, contract or use type), or "
+                                  "with a balance brought forward (balances.csv)")
     result = Explanation(matched=chosen.height)
     shown = chosen.sort(LINE_KEY).head(MOST_LINES)
     bases = Bases.read(files, shown)
@@ -258,7 +262,7 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     if chosen.height > MOST_LINES:
         result.lines.append(f"({chosen.height - MOST_LINES} more lines of {holder} match: narrow them with --work, "
                             "--contract or --use-type)")
-    for currency in sorted(chosen["currency"].unique().to_list()):
+    for currency in sorted({*chosen["currency"].unique().to_list(), *brought}):  # a balance alone is explained too
         explain_balance(result, files, holder, currency, holder_lines.filter(pl.col("currency") == currency))
     return result
 

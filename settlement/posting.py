@@ -254,6 +254,11 @@ def check_table(engine: Engine, name: str) -> None:
     """Refuse a table of a ledger's name whose columns are not the ledger's (another program's)."""
     found = {column["name"] for column in inspect(engine).get_columns(name)}
     wanted = set(TABLES[name].model_fields)
+    if "brought_forward" not in found and found | {"brought_forward"} == wanted:
+        raise LedgerError(f"ledger {shown(engine)}: made by an earlier version of the engine, whose runs did not "
+                          f"bring balances forward (its table {name} has no brought_forward column); its runs "
+                          "still replay with that version, and runs of this version are posted to a new ledger, "
+                          "opened with their balances.csv; nothing was changed")
     if found != wanted:
         raise LedgerError(f"ledger {shown(engine)}: its table {name} is not a ledger's (columns "
                           f"{', '.join(sorted(found))}; expected {', '.join(sorted(wanted))}); nothing was changed")
@@ -438,52 +443,83 @@ def checked_figures(engine: Engine, run: RunRecord) -> tuple[list[dict], pl.Data
 
 # --------------------------------------------------------------------------- balances brought forward
 
-def standing_before(engine: Engine, period: str) -> list[RunRecord]:
-    """The runs earlier periods stand as (standing_run), in the order posted."""
-    runs = [run for run in chain(engine) if run.period < period]
+BALANCES = {"holder_id": pl.String, "currency": pl.String, "amount_minor": pl.Int64}
+
+
+def standing_runs(engine: Engine) -> list[RunRecord]:
+    """The runs the ledger's periods stand as (standing_run), in the order posted."""
+    runs = chain(engine)
     corrected = {run.corrects for run in runs}
     return [run for run in runs if run.run_id not in corrected]
 
 
-def outstanding(engine: Engine, period: str) -> tuple[pl.DataFrame, int]:
-    """What earlier periods leave carried forward to `period`, per holder and currency, in
-    minor units (holder_id, currency, amount_minor; none of 0), and how many runs they
-    stand as. Each earlier period adds what its standing run carried forward less what it
-    brought forward: over a chain of runs this is the last one's carried forward, and an
-    adjustment of a period settled before a later one adds what it changed (negative, a
-    debt, when the adjustment paid what a later run had paid already). Every run read is
-    checked against its hash first: the money flows on from it."""
+def as_balances(frame: pl.DataFrame, amount: pl.Expr) -> pl.DataFrame:
+    """`amount` per holder and currency of `frame` (checked_figures' balances), none of 0."""
+    return (frame.group_by("holder_id", "currency").agg(amount.sum().alias("amount_minor"))
+            .filter(pl.col("amount_minor") != 0).sort("holder_id", "currency")
+            .with_columns(pl.col("amount_minor").cast(pl.Int64)))
+
+
+def outstanding(engine: Engine, corrects: str | None = None) -> tuple[pl.DataFrame, int] | None:
+    """What the ledger carries forward to the next run it posts, per holder and currency in
+    minor units (BALANCES; none of 0), and how many runs it stands on; None for a ledger of
+    no run, which takes any balances.csv as its opening balances. With `corrects`, what
+    that run brought forward, which its correction brings forward again.
+
+    Balances go from run to run in the order they are posted, whatever their periods: the
+    opening balances (what the first run brought forward) and, for every run a period
+    stands as, what it carried forward less what it brought forward. Over a chain of
+    months that is the last month's carried forward; a correction adds what it changed
+    (negative, a debt, when it paid what a later run had carried on already); and a month
+    settled after a later one brings forward what that later one left, so no balance is
+    brought forward twice. Every run read is checked against its hash first: the money
+    flows on from it."""
     with database_errors(engine, "reading the balances carried forward"):
-        runs = standing_before(engine, period)
-        frames = [checked_figures(engine, run)[1] for run in runs]
-    schema = {"holder_id": pl.String, "currency": pl.String, "amount_minor": pl.Int64}
-    if not frames:
-        return pl.DataFrame(schema=schema), 0
-    left = (pl.concat(frames).group_by("holder_id", "currency")
-            .agg((pl.col("carried_forward").cast(pl.Int128) - pl.col("brought_forward")).sum().alias("amount_minor"))
-            .filter(pl.col("amount_minor") != 0).sort("holder_id", "currency"))
-    return left.with_columns(pl.col("amount_minor").cast(pl.Int64)), len(runs)
+        if corrects is not None:
+            corrected = run_record(engine, corrects)
+            if corrected is None:
+                raise RunConflict(f"--corrects {corrects}: no such run in the ledger")
+            return as_balances(checked_figures(engine, corrected)[1], pl.col("brought_forward")), 1
+        runs = standing_runs(engine)
+        if not runs:
+            return None
+        first = run_record_at(engine, 1)
+        frames = [checked_figures(engine, run)[1].with_columns(
+            (pl.col("carried_forward").cast(pl.Int128) - pl.col("brought_forward")).alias("_left"))
+            for run in runs]
+        opening = checked_figures(engine, first)[1].with_columns(pl.col("brought_forward").cast(pl.Int128)
+                                                                  .alias("_left"))
+    return as_balances(pl.concat([opening, *frames]), pl.col("_left")), len(runs)
 
 
-def check_brought_forward(engine: Engine, period: str, brought_forward: pl.DataFrame, path: Path) -> None:
-    """Refuse a run whose balances.csv (`path`, read as Inputs.brought_forward) is not what the ledger's
-    earlier periods carried forward: a balance left out would never be paid, and one
-    brought forward twice would be paid twice. A ledger with no earlier period takes
-    balances.csv as the opening balances (taken over from the society's system before)."""
-    expected, runs = outstanding(engine, period)
-    if runs == 0:
+def run_record_at(engine: Engine, sequence: int) -> RunRecord:
+    with Session(engine) as session:
+        return session.exec(select(RunRecord).where(RunRecord.sequence == sequence)).one()
+
+
+def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: Path, corrects: str | None) -> None:
+    """Refuse a run whose balances.csv (`path`, read as Inputs.brought_forward) is not what
+    the ledger carries forward to it (outstanding): a balance left out would never be
+    paid, one brought forward twice would be paid twice. A correction brings forward what
+    the run it corrects did. A ledger of no run takes balances.csv as its opening
+    balances (taken over from the society's system before)."""
+    found = outstanding(engine, corrects)
+    if found is None:
         return
+    expected, _ = found
     key = ["holder_id", "currency"]
-    both = expected.join(brought_forward.filter(pl.col("amount_minor") != 0), on=key, how="full", coalesce=True,
-                         suffix="_given").fill_null(0).filter(pl.col("amount_minor") != pl.col("amount_minor_given"))
+    both = expected.join(brought_forward, on=key, how="full", coalesce=True, suffix="_given").fill_null(0).filter(
+        pl.col("amount_minor") != pl.col("amount_minor_given"))
     if both.height == 0:
         return
-    shown_rows = "; ".join(f"{h} {c}: carried forward {format_minor(e, c)}, brought forward {format_minor(g, c)}"
+    shown_rows = "; ".join(f"{h} {c}: the ledger {format_minor(e, c)}, balances.csv {format_minor(g, c)}"
                            for h, c, e, g in both.sort(key).head(5).iter_rows())
-    raise LedgerError(f"{path} is not what the ledger's runs before {period} carried forward ({both.height} "
-                      f"holder balance{'s' if both.height != 1 else ''} differ{'s' if both.height == 1 else ''}: "
-                      f"{shown_rows}{'; ...' if both.height > 5 else ''}); nothing was written. Write it from the "
-                      f"ledger: settle ledger balances --ledger LEDGER --period {period} --out {path}")
+    what = f"what run {corrects}, which this run corrects, brought forward" if corrects else \
+        "what the ledger carries forward to its next run"
+    command = f"settle ledger balances --ledger LEDGER{f' --corrects {corrects}' if corrects else ''} --out {path}"
+    raise LedgerError(f"{path} is not {what} ({both.height} holder balance{'s' if both.height != 1 else ''} "
+                      f"differ{'s' if both.height == 1 else ''}: {shown_rows}{'; ...' if both.height > 5 else ''}); "
+                      f"nothing was written. Write it from the ledger: {command}")
 
 
 # --------------------------------------------------------------------------- deciding and posting
@@ -615,7 +651,7 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
     with database_errors(engine, "reading the period's runs"):
         settled = standing_run(engine, period.name) is not None
     if correction is not None or not settled:  # a settled period's inputs are its run's, or a conflict
-        check_brought_forward(engine, period.name, inputs.brought_forward, inputs.folder / "balances.csv")
+        check_brought_forward(engine, inputs.brought_forward, inputs.folder / "balances.csv", corrects)
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None  # the run id holds the correction: a run found posted was posted with it

@@ -179,11 +179,20 @@ def replay(run_out: Path, load, ledger: str | None = None, keep: Path | None = N
         settled_again(result.pinned, inputs, out, engine, progress)
         result.replayed = (out / "manifest.json").read_bytes() == result.pinned.manifest_bytes
         if not result.replayed:
-            result.problems += replayed_problems(result.pinned, out)
+            result.problems += replayed_problems(result.pinned, out) + other_engine(result.pinned)
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def other_engine(pinned: Pinned) -> list[str]:
+    """Why a run made by another version of the engine may not replay to its bytes."""
+    from settlement.run import ENGINE_VERSION
+
+    made_by = pinned.manifest.get("engine_version")
+    return [] if made_by == ENGINE_VERSION else [
+        f"the run was made by engine {made_by}, this is {ENGINE_VERSION}: replay it with the version that made it"]
 
 
 def check_keep(keep: Path | None, run_out: Path) -> None:

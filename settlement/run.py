@@ -34,7 +34,7 @@ from settlement.progress import SILENT, Progress
 from settlement.spill import SPILL
 
 RULES_VERSION = "1"
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,10 @@ def restated(tmp_path: Path, revenue: str = "1900000.00") -> Path:
 
 
 def with_balances(ledger: str, period: str, tmp_path: Path) -> Path:
-    """The fixtures with balances.csv as the ledger's earlier periods carried them forward to `period`."""
+    """The fixtures, for `period`, with balances.csv as the ledger carries them forward to its next run."""
     folder = tmp_path / f"fixtures-{period}"
     shutil.copytree(FIXTURES, folder)
-    left, _ = posting.outstanding(posting.opened(ledger), period)
+    left, _ = posting.outstanding(posting.opened(ledger))
     (folder / "balances.csv").write_text("holder_id,currency,amount\n" + "".join(
         f"{holder},{currency},{format_minor(amount, currency)}\n" for holder, currency, amount in left.iter_rows()),
         encoding="utf-8")

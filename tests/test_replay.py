@@ -117,10 +117,12 @@ def test_the_ledger_confirms_the_posted_run_and_refuses_another_computation(tmp_
     with settle(load_inputs(FIXTURES), Period.parse("2026-10"), CLOCK) as again:  # not posted, then edited
         export(again, tmp_path / "unposted")
     manifest = tmp_path / "unposted" / "manifest.json"
-    manifest.write_bytes(manifest.read_bytes().replace(b'"engine_version": "0.1.0"', b'"engine_version": "0.1.1"'))
+    manifest.write_bytes(manifest.read_bytes().replace(b'"engine_version": "0.2.0"', b'"engine_version": "0.2.1"'))
     result = replayed(tmp_path / "unposted", ledger=ledger)
     assert result.problems[0].startswith("the ledger posted run ") and "this folder's is" in result.problems[0]
-    assert result.problems[1:] == ["manifest.json differs from the run's, though every output it names is the same"]
+    assert result.problems[1:] == ["manifest.json differs from the run's, though every output it names is the same",
+                                   "the run was made by engine 0.2.1, this is 0.2.0: replay it with the version that "
+                                   "made it"]
 
 
 def test_an_adjustment_replays_with_the_figures_of_the_run_it_corrects(tmp_path):
