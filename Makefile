@@ -13,12 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The demo posts to a new SQLite ledger each time (kept, a changed fixture or engine would be refused
-# as a second settlement of October 2026, law 5, as a society's ledger refuses it), then checks the
-# run's invariants from its files.
+# as a second settlement of October 2026, law 5, as a society's ledger refuses it), checks the run's
+# invariants from its files, and prints the balances it carries forward: November's balances.csv.
 demo: $(STAMP)
 	rm -f demo-ledger.sqlite
 	$(BIN)/settle run fixtures --period 2026-10 --out demo-out --clock 2026-11-05T09:00:00Z --ledger demo-ledger.sqlite
 	$(BIN)/settle check demo-out
+	$(BIN)/settle ledger balances --ledger demo-ledger.sqlite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -264,7 +264,8 @@ def load_balances(path: Path, holders: dict[str, RightsHolder]) -> pl.DataFrame:
         minor = Fraction(Decimal(balance.amount)) * 10**digits  # exact: Decimal's arithmetic would round at 28 digits
         if minor.denominator != 1:
             raise InputError(str(path), f"not a whole number of {balance.currency}'s minor unit", row=row,
-                             field="amount", value=balance.amount, expected=f"at most {digits} decimal places")
+                             field="amount", value=balance.amount,
+                             expected=f"whole minor units: at most {digits} decimal places, trailing zeros aside")
         if abs(minor) >= INT64_LIMIT:
             raise InputError(str(path), "too large for the ledger", row=row, field="amount", value=balance.amount,
                              expected=f"under 2^63 minor units of {balance.currency}")

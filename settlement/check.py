@@ -203,8 +203,8 @@ def invoice_terms(out: Path) -> pl.DataFrame:
         for contract in json.loads(path.read_text(encoding="utf-8"))["contracts"]:
             rows += [(path.stem, contract["contract_id"], contract["currency"], contract["total"], term["term_id"],
                       term["charged"]) for term in contract["terms"]]
-    frame = pl.DataFrame(rows, schema=["licensee_id", "contract_id", "currency", "total", "term_id", "charged"],
-                         orient="row")
+    frame = pl.DataFrame(rows, schema={name: pl.String for name in ("licensee_id", "contract_id", "currency", "total",
+                                                                    "term_id", "charged")}, orient="row")
     return frame.with_columns(minor_units("total"), minor_units("charged"))
 
 
@@ -392,7 +392,8 @@ def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary
         held.append(equation)
     problems += [f"{currency}: in summary.json, but in no file"
                  for currency in sorted(set(stated_totals) - set(figures["currency"].to_list()))]
-    return "conservation, as summary.json states it: " + "; ".join(held), problems
+    return "conservation, as summary.json states it: " + ("; ".join(held) or "no currency charged or brought "
+                                                                           "forward"), problems
 
 
 def usage_logs(pinned: Pinned) -> list[str]:

@@ -305,6 +305,11 @@ class Posting:
     manifest_sha256: str
     totals: list[dict]    # per currency: TOTALS
     balances: list[dict]  # per holder and currency: AMOUNT_COLUMNS
+    # a new period's settlement: the chain's last sequence when its balances.csv (`balances_file`) was
+    # checked, to check it again if runs were posted since; None for a correction, which brings forward
+    # what the run it corrects did
+    carried_from: int | None = None
+    balances_file: str = "balances.csv"
 
 
 def fits_int64(value: int, what: str) -> int:
@@ -497,29 +502,58 @@ def run_record_at(engine: Engine, sequence: int) -> RunRecord:
         return session.exec(select(RunRecord).where(RunRecord.sequence == sequence)).one()
 
 
-def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: Path, corrects: str | None) -> None:
+def last_sequence(engine: Engine) -> int:
+    """The place in the chain of the last run posted; 0 for a ledger of no run."""
+    with Session(engine) as session:
+        last = session.exec(select(RunRecord.sequence).order_by(RunRecord.sequence.desc()).limit(1)).first()
+    return last or 0
+
+
+def balance_differences(expected: pl.DataFrame, given: pl.DataFrame, source: str) -> str | None:
+    """How `given` (BALANCES) differs from `expected`, holder by holder (the first five), or None."""
+    key = ["holder_id", "currency"]
+    both = expected.join(given, on=key, how="full", coalesce=True, suffix="_given").fill_null(0).filter(
+        pl.col("amount_minor") != pl.col("amount_minor_given"))
+    if both.height == 0:
+        return None
+    shown_rows = "; ".join(f"{h} {c}: {source} {format_minor(e, c)}, balances.csv {format_minor(g, c)}"
+                           for h, c, e, g in both.sort(key).head(5).iter_rows())
+    return (f"{both.height} holder balance{'s' if both.height != 1 else ''} differ{'s' if both.height == 1 else ''}: "
+            f"{shown_rows}{'; and more' if both.height > 5 else ''}")
+
+
+def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: Path | str, corrects: str | None,
+                          meanwhile: bool = False) -> None:
     """Refuse a run whose balances.csv (`path`, read as Inputs.brought_forward) is not what
     the ledger carries forward to it (outstanding): a balance left out would never be
     paid, one brought forward twice would be paid twice. A correction brings forward what
     the run it corrects did. A ledger of no run takes balances.csv as its opening
-    balances (taken over from the society's system before)."""
+    balances (taken over from the society's system before). `meanwhile`: checked again
+    as the run is posted, other runs having been posted since it was settled."""
     found = outstanding(engine, corrects)
-    if found is None:
+    differences = None if found is None else balance_differences(found[0], brought_forward, "the ledger")
+    if differences is None:
         return
-    expected, _ = found
-    key = ["holder_id", "currency"]
-    both = expected.join(brought_forward, on=key, how="full", coalesce=True, suffix="_given").fill_null(0).filter(
-        pl.col("amount_minor") != pl.col("amount_minor_given"))
-    if both.height == 0:
-        return
-    shown_rows = "; ".join(f"{h} {c}: the ledger {format_minor(e, c)}, balances.csv {format_minor(g, c)}"
-                           for h, c, e, g in both.sort(key).head(5).iter_rows())
     what = f"what run {corrects}, which this run corrects, brought forward" if corrects else \
         "what the ledger carries forward to its next run"
     command = f"settle ledger balances --ledger LEDGER{f' --corrects {corrects}' if corrects else ''} --out {path}"
-    raise LedgerError(f"{path} is not {what} ({both.height} holder balance{'s' if both.height != 1 else ''} "
-                      f"differ{'s' if both.height == 1 else ''}: {shown_rows}{'; ...' if both.height > 5 else ''}); "
-                      f"nothing was written. Write it from the ledger: {command}")
+    raise LedgerError(("another run was posted while this one was settled, and " if meanwhile else "")
+                      + f"{path} is not {what} ({differences}); nothing was {'posted' if meanwhile else 'written'}. "
+                        f"Write it from the ledger{' again, and settle again' if meanwhile else ''}: {command}")
+
+
+def check_settled_balances(engine: Engine, standing: RunRecord, brought_forward: pl.DataFrame, path: Path) -> None:
+    """A settled period's inputs are its run's (law 5: that run is returned) or a conflict;
+    refuse early, and say so, when balances.csv is not what that run brought forward (a
+    balances.csv written again since, for the ledger's next run)."""
+    found = outstanding(engine, standing.run_id)
+    differences = None if found is None else balance_differences(found[0], brought_forward, "the run")
+    if differences is not None:
+        raise RunConflict(f"period {standing.period} was settled as {standing.run_id}, which brought forward other "
+                          f"balances than {path} ({differences}); nothing was written. To settle its inputs again, "
+                          f"use the balances.csv it was settled with (settle ledger balances --ledger LEDGER "
+                          f"--corrects {standing.run_id} writes it); other inputs for a settled period are posted as "
+                          f"a correction only: --corrects {standing.run_id} --reason '...'")
 
 
 # --------------------------------------------------------------------------- deciding and posting
@@ -606,6 +640,9 @@ def posted_once(engine: Engine, posting: Posting) -> RunRecord:
         # the chain's end as values, not a loaded run (which may be this very run, posted meanwhile)
         last = session.exec(select(RunRecord.sequence, RunRecord.hash).order_by(RunRecord.sequence.desc()).limit(1)
                             ).first()
+        if posting.carried_from is not None and (0 if last is None else last.sequence) != posting.carried_from \
+                and standing_run(engine, posting.period) is None:  # else it was posted meanwhile, or a conflict
+            check_brought_forward(engine, posted_brought_forward(posting), posting.balances_file, None, meanwhile=True)
         record = {"run_id": posting.run_id, "sequence": 1 if last is None else last.sequence + 1,
                   "period": posting.period, "kind": posting.kind, "corrects": posting.corrects,
                   "reason": posting.reason, "clock": posting.clock, "rules_version": posting.rules_version,
@@ -622,6 +659,12 @@ def posted_once(engine: Engine, posting: Posting) -> RunRecord:
         session.commit()
         session.refresh(run)
         return run
+
+
+def posted_brought_forward(posting: Posting) -> pl.DataFrame:
+    """What a run to post brings forward (BALANCES), from its balances."""
+    rows = [(b["holder_id"], b["currency"], b["brought_forward"]) for b in posting.balances if b["brought_forward"]]
+    return pl.DataFrame(rows, schema=BALANCES, orient="row")
 
 
 # --------------------------------------------------------------------------- a run, settled and posted
@@ -648,10 +691,13 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
     if correction is not None:
         with database_errors(engine, "reading the run to correct"):
             run_of_period(engine, period.name, correction.corrects)
+    balances_file = inputs.folder / "balances.csv"
     with database_errors(engine, "reading the period's runs"):
-        settled = standing_run(engine, period.name) is not None
-    if correction is not None or not settled:  # a settled period's inputs are its run's, or a conflict
-        check_brought_forward(engine, inputs.brought_forward, inputs.folder / "balances.csv", corrects)
+        standing, checked_at = standing_run(engine, period.name), last_sequence(engine)
+    if standing is not None and correction is None:  # its run again (law 5), or a conflict
+        check_settled_balances(engine, standing, inputs.brought_forward, balances_file)
+    else:
+        check_brought_forward(engine, inputs.brought_forward, balances_file, corrects)
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None  # the run id holds the correction: a run found posted was posted with it
@@ -670,7 +716,8 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
                 reason=correction.reason if correction else None, clock=clock,
                 rules_version=summary["rules_version"], engine_version=summary["engine_version"],
                 manifest_sha256=manifest, totals=total_rows(settlement.totals),
-                balances=balance_rows(balances_as_text(settlement))))
+                balances=balance_rows(balances_as_text(settlement)),
+                carried_from=checked_at if correction is None else None, balances_file=str(balances_file)))
             if not fresh:
                 confirmed(record, manifest)
         except BaseException:

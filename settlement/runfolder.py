@@ -27,6 +27,8 @@ from contracts.loading import sha256_file
 # frames call the split version `version`: settlement/distribute.py)
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "split_version", "holder_id"]
 HASH_THREADS = 2  # hashlib releases the GIL, and the machine has two cores
+OLDER_FORMATS = {  # engine versions whose run folders check and explain do not read, and why
+    "0.1.0": "its statements and summary.json have no brought_forward"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,15 @@ class Pinned:
         return {entry["path"]: entry["sha256"] for entry in self.manifest["inputs"] + self.manifest["outputs"]}
 
     def require_run(self) -> "Pinned":
-        """This run, refused if it is a preview (which allocates nothing: no lines to check or explain)."""
+        """This run, refused if it is a preview (which allocates nothing: no lines to check or
+        explain) or was written in formats this version does not read (OLDER_FORMATS)."""
         if self.preview:
             raise InputError(str(self.folder), "is a preview, which allocates nothing", expected="a run's output folder")
+        made_by = self.manifest.get("engine_version")
+        if made_by in OLDER_FORMATS:
+            raise InputError(str(self.folder), f"was made by engine {made_by}, whose outputs this version does not "
+                                               f"read ({OLDER_FORMATS[made_by]})",
+                             expected=f"engine {made_by} to check or explain it")
         return self
 
     @property

@@ -142,6 +142,71 @@ def test_a_month_settled_after_a_later_one_brings_forward_what_that_one_left(tmp
     assert runs == 3 and ("H042", "EUR") not in {(h, c) for h, c, _ in left.iter_rows()}
 
 
+def test_a_run_posted_while_another_was_settled_is_checked_again_and_refused(tmp_path, monkeypatch):
+    """December and November settled at once from the same balances.csv: November is posted
+    first, so December, which brought forward what November paid or carried on, is refused
+    as it is posted (both would pay October's balances), and nothing of it is written."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    settled(FIXTURES, tmp_path / "october", ledger)
+    november, december = brought_to(ledger, "2026-11", tmp_path), brought_to(ledger, "2026-12", tmp_path)
+    real_decide, raced = posting.decide, []
+
+    def racing_decide(*args):  # called once December is settled, before it is posted
+        if not raced:
+            raced.append("november")
+            settled(november, tmp_path / "november", ledger, "2026-11")
+        return real_decide(*args)
+
+    monkeypatch.setattr(posting, "decide", racing_decide)
+    with pytest.raises(posting.LedgerError, match=r"another run was posted while this one was settled, and .*"
+                                                  r"balances.csv is not what the ledger carries forward to its next "
+                                                  r"run \(2 holder balances differ: H042 EUR: the ledger 8.00, "
+                                                  r"balances.csv 4.00.*nothing was posted"):
+        settled(december, tmp_path / "december", ledger, "2026-12")
+    assert raced and not (tmp_path / "december").exists()
+    assert [run.period for run in posting.chain(posting.opened(ledger))] == ["2026-10", "2026-11"]
+
+
+def test_a_settled_period_with_another_balances_file_is_a_conflict_found_before_settling(tmp_path, monkeypatch):
+    ledger = str(tmp_path / "ledger.sqlite")
+    october = settled(FIXTURES, tmp_path / "october", ledger)
+    inputs = brought_to(ledger, "again", tmp_path)  # written again after October: for the next run
+    def settle(*args, **kwargs):
+        raise AssertionError("settled, though the conflict could be found first")
+
+    monkeypatch.setattr("settlement.run.settle", settle)
+    with pytest.raises(posting.RunConflict, match=rf"period 2026-10 was settled as {october['run_id']}, which "
+                                                  r"brought forward other balances than .*balances.csv \(4 holder "
+                                                  r"balances differ: H042 EUR: the run 0.00, balances.csv 4.00.*"
+                                                  rf"--corrects {october['run_id']} writes it"):
+        settled(inputs, tmp_path / "again", ledger)
+
+
+def test_a_month_that_only_pays_balances_is_checked(tmp_path):
+    ledger = str(tmp_path / "ledger.sqlite")
+    settled(FIXTURES, tmp_path / "october", ledger)
+    january = brought_to(ledger, "2027-01", tmp_path)
+    summary = posting.settled_and_posted(load_inputs(january), Period.parse("2027-01"), "2027-02-05T09:00:00Z",
+                                         tmp_path / "january", SILENT, ledger)
+    assert summary["currencies"]["EUR"]["charged"] == "0.00" and summary["currencies"]["EUR"]["brought_forward"] \
+        == "21.00"
+    pinned, findings = check(tmp_path / "january")
+    assert findings.failed == [] and any("EUR: charged 0.00 + brought forward 21.00" in p for p in findings.passed)
+
+
+def test_a_run_of_engine_0_1_is_not_checked_or_explained_as_this_versions(tmp_path):
+    out = tmp_path / "old"
+    assert settle_cli("run", str(FIXTURES), "--period", "2026-10", "--out", str(out), "--clock",
+                      CLOCKS["2026-10"], "--quiet").returncode == 0
+    manifest = out / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace('"engine_version": "0.2.0"',
+                                                                     '"engine_version": "0.1.0"'), encoding="utf-8")
+    for command in (["check", str(out)], ["explain", str(out), str(FIXTURES), "--holder", "H042"]):
+        done = settle_cli(*command)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "was made by engine 0.1.0, whose outputs this version does not read" in done.stderr
+
+
 def test_a_new_ledger_takes_balances_csv_as_its_opening_balances(tmp_path):
     ledger = str(tmp_path / "ledger.sqlite")
     inputs = tmp_path / "inputs"
