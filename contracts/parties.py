@@ -51,7 +51,7 @@ class RightsHolder(Model):
 
 
 class BalanceBroughtForward(Model):
-    """A holder's balance in one currency carried forward by earlier periods, in major units:
+    """A holder's balance in one currency carried forward by earlier runs, in major units:
     paid with this period's net once the two reach the holder's threshold. Negative when an
     adjustment of an earlier period paid the holder more than its later runs had allowed for."""
 
