@@ -245,8 +245,8 @@ INT64_LIMIT = 2**63
 
 
 def load_balances(path: Path, holders: dict[str, RightsHolder]) -> pl.DataFrame:
-    """balances.csv, the balances earlier periods carried forward (`settle balances` writes
-    it from the ledger), in minor units; none when the file is absent. Each row names a
+    """balances.csv, the balances earlier runs carried forward (`settle ledger balances`
+    writes it from the ledger), in minor units; an empty frame when the file is absent. Each row names a
     holder of holders.csv and an ISO 4217 currency, once, and an amount exact in that
     currency's minor unit: a balance is money owed, never rounded here."""
     if not path.exists():

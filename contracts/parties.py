@@ -52,8 +52,8 @@ class RightsHolder(Model):
 
 class BalanceBroughtForward(Model):
     """A holder's balance in one currency carried forward by earlier runs, in major units:
-    paid with this period's net once the two reach the holder's threshold. Negative when an
-    adjustment of an earlier period paid the holder more than its later runs had allowed for."""
+    paid with this period's net once the two reach the holder's threshold. Negative (a
+    debt) when a correction paid the holder what a later run had already carried on."""
 
     holder_id: str = Field(pattern=FILE_SAFE_ID)
     currency: str = Field(pattern=r"^[A-Z]{3}$")

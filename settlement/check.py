@@ -28,8 +28,9 @@ reason, and the others are still checked. What is checked:
 - of an adjustment run: adjustments.csv's new figures are the statements', each change is
   new − old, and summary.json's new totals are the run's (law 6).
 
-What the files alone cannot show (a threshold or a rate other than the inputs', a tie
-broken against rule 5) is `settle explain`'s to find, with the inputs.
+What the files alone cannot show (a threshold or a rate other than the inputs', a
+balance brought forward other than balances.csv's, a tie broken against rule 5) is
+`settle explain`'s to find, with the inputs.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def allocations(out: Path) -> pl.LazyFrame:
 
 
 STATEMENT_LINE = [*LINE_KEY, "right", "share", "currency", "units", *AMOUNTS]  # what a statement line shows
-FIGURES = ("total", "brought_forward", "threshold", "payable", "carried_forward")  # a statement's rows per currency
-# after its lines
+# a statement's rows per currency after its lines
+FIGURES = ("total", "brought_forward", "threshold", "payable", "carried_forward")
 
 
 def line_sums(lines: pl.LazyFrame) -> pl.LazyFrame:
@@ -328,7 +329,8 @@ def line_arithmetic(out: Path) -> tuple[str, list[str]]:
 
 def statements_against_lines(out: Path, statements: Statements) -> tuple[str, list[str]]:
     """Each statement lists exactly its holder's lines (compared by line_sums per holder and
-    currency), totals them, and pays or carries the total by its threshold."""
+    currency), totals them, and pays the total plus the balance brought forward, or carries
+    them forward, by its threshold."""
     key = ["holder_id", "currency"]
     ours = line_sums(lines_parquet(out)).collect()
     both = ours.join(statements.lines, on=key, how="full", coalesce=True, suffix="_statement")
@@ -388,7 +390,8 @@ def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary
                             f"{shown(sum(row[p] for p in parts), currency)}")
         stated = stated_totals.get(currency, {})
         problems += [f"{currency}: {name} {stated.get(name)} in summary.json, {shown(row[name], currency)} in the files"
-                     for name in ("charged", "brought_forward", *parts) if stated.get(name) != shown(row[name], currency)]
+                     for name in ("charged", "brought_forward", *parts)
+                     if stated.get(name) != shown(row[name], currency)]
         held.append(equation)
     problems += [f"{currency}: in summary.json, but in no file"
                  for currency in sorted(set(stated_totals) - set(figures["currency"].to_list()))]

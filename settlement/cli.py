@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from contextlib import contextmanager
@@ -207,7 +208,7 @@ def print_summary(summary: dict, out: Path) -> None:
     console.print(f"Settled {summary['period']} as {summary['run_id']} (rules v{summary['rules_version']})")
     console.print(rows_line(summary["rows"]))
     for currency, t in summary["currencies"].items():
-        brought = f" + brought forward {t['brought_forward']}" if t["brought_forward"].strip("-0.") else ""
+        brought = f" + brought forward {t['brought_forward']}" if Decimal(t["brought_forward"]) else ""
         console.print(f"  {currency}: charged {t['charged']}{brought} = payable {t['payable']} + carried forward "
                       f"{t['carried_forward']} + commission {t['commission']} + withholding {t['withholding']} "
                       f"+ suspense {t['suspense']}")
@@ -367,28 +368,32 @@ def ledger_balances(ledger: LedgerArgument, corrects: Annotated[str | None, type
         "--out", help="the file to write, e.g. INPUTS/balances.csv (standard output if not given)")] = None) -> None:
     """Write balances.csv: what the ledger carries forward to the next run it posts.
 
-    Per holder and currency, the balances the runs posted so far carried forward (and
-    did not bring forward from before them), which the next run's input folder brings
-    forward in balances.csv: `settle run --ledger` requires exactly this. With --corrects
-    RUN_ID, what that run brought forward, which a run correcting it brings forward again."""
+    Per holder and currency, the opening balances (what the ledger's first run brought
+    forward) and, for the run each period stands as, what it carried forward less what it
+    brought forward: the next run's balances.csv, which `settle run --ledger` requires to
+    be exactly this. With --corrects RUN_ID, what that run brought forward, which a run
+    correcting it brings forward again. A ledger of no run has none to write: its first
+    run takes any balances.csv as its opening balances."""
     from settlement import posting
-    from settlement.money import format_minor
 
     with reported("balances command"):
-        found = posting.outstanding(posting.opened(ledger, create=False), corrects)
-        rows = [] if found is None else list(found[0].iter_rows())
-        text = "holder_id,currency,amount\n" + "".join(f"{h},{c},{format_minor(a, c)}\n" for h, c, a in rows)
+        engine = posting.opened(ledger, create=False)
+        if corrects is not None:
+            balances, source = posting.brought_forward_by(engine, corrects), f"that run {corrects} brought forward"
+        else:
+            found = posting.outstanding(engine)
+            if found is None and out is not None:
+                fail(f"the ledger holds no run, so nothing was written to {out}: the ledger's first run takes any "
+                     "balances.csv as its opening balances")
+            balances, runs = found or (None, 0)
+            source = f"carried forward by the {runs} run{'s' if runs != 1 else ''} the ledger's periods stand as"
+        rows = [] if balances is None else list(balances.iter_rows())
         if out is None:
-            sys.stdout.write(text)
+            sys.stdout.write(posting.balances_text(rows))
             return
-        out.write_text(text, encoding="utf-8", newline="\n")
-    count = f"{len(rows)} balance{'s' if len(rows) != 1 else ''}"
-    said = (f"{count} that run {corrects} brought forward" if corrects else
-            "no balance: the ledger holds no run, and takes any balances.csv as its opening balances"
-            if found is None else
-            f"{count} carried forward by the {found[1]} run{'s' if found[1] != 1 else ''} the ledger's periods "
-            "stand as")
-    Console(soft_wrap=True, highlight=False, markup=False).print(f"{out}: {said}")
+        out.write_text(posting.balances_text(rows), encoding="utf-8", newline="\n")
+    Console(soft_wrap=True, highlight=False, markup=False).print(
+        f"{out}: {len(rows)} balance{'s' if len(rows) != 1 else ''} {source}")
 
 
 @ledger_app.command("verify")

@@ -4,7 +4,7 @@ Commission is per line, gross × the use type's rate, rounded half-even.
 Withholding is per holder and currency on the total after commission, rounded
 half-even once and spread over the holder's lines by largest remainder so each
 line shows its part. A holder's net and its balance brought forward from earlier
-periods are paid together once they reach the payout threshold; below it, both are
+runs are paid together once they reach the payout threshold; below it, both are
 carried forward instead of paid.
 """
 

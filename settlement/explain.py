@@ -4,7 +4,7 @@ An auditor's answer, step by step, for each holder line asked about: the contrac
 terms as invoiced, each term's part for the work by largest remainder (rule 2), the
 work's amount over the split's holders by their shares (rule 3), commission,
 withholding spread over the holder's lines, net (rule 4), and whether the holder's
-balance, with what earlier periods carried forward (balances.csv), is paid or carried
+balance, with what earlier runs carried forward (balances.csv), is paid or carried
 forward.
 
 Every step is worked out again from the run's own files (allocations.csv, lines.parquet,
@@ -247,8 +247,8 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     wanted = [pl.col(column) == value for column, value in
               (("work_id", work), ("contract_id", contract), ("use_type", use_type)) if value is not None]
     chosen = holder_lines.filter(*wanted) if wanted else holder_lines
-    brought = [] if wanted else [currency for (h, currency) in files.brought_forward if h == holder]
-    if chosen.is_empty() and not brought:
+    balance_currencies = [] if wanted else [currency for (h, currency) in files.brought_forward if h == holder]
+    if chosen.is_empty() and not balance_currencies:
         asked = ", ".join(f"{c} {v}" for c, v in (("work", work), ("contract", contract), ("use type", use_type)) if v)
         raise InputError(str(run_out), f"holder {holder} has no line in run {files.pinned.run_id}"
                          + (f" for {asked}" if asked else ""),
@@ -262,7 +262,7 @@ def explain(run_out: Path, inputs: Path, holder: str, work: str | None = None, c
     if chosen.height > MOST_LINES:
         result.lines.append(f"({chosen.height - MOST_LINES} more lines of {holder} match: narrow them with --work, "
                             "--contract or --use-type)")
-    for currency in sorted({*chosen["currency"].unique().to_list(), *brought}):  # a balance alone is explained too
+    for currency in sorted({*chosen["currency"].unique().to_list(), *balance_currencies}):  # a balance alone too
         explain_balance(result, files, holder, currency, holder_lines.filter(pl.col("currency") == currency))
     return result
 

@@ -175,8 +175,8 @@ def csv_field(column: str) -> pl.Expr:
 
 
 def balance_table(s: Settlement, holders: pl.DataFrame) -> pl.DataFrame:
-    """Per holder and currency of `holders`: the total record, then threshold, carried forward
-    and payable. `_holder`: the holder's code."""
+    """Per holder and currency of `holders`: the total record, then brought forward,
+    threshold, carried forward and payable. `_holder`: the holder's code."""
     money = lambda column: minor_expr(pl.col(column), pl.col("currency"), currencies(s))
     balances = s.ledger.balances.join(holders, on="holder_id", how="semi", maintain_order="left")
     holder = pl.col("holder_id").alias("_holder")

@@ -100,7 +100,7 @@ class KeyTypes:
 
 
 def key_types(work_ids: pl.Series, unresolved: pl.Series, holder_ids, contracts, term_ids,
-              splits: pl.DataFrame, licensee_ids, balance_currencies=()) -> KeyTypes:
+              splits: pl.DataFrame, licensee_ids, balance_currencies: pl.Series) -> KeyTypes:
     works = pl.concat([work_ids.cast(pl.String), unresolved.cast(pl.String),
                        pl.Series([NO_BASE], dtype=pl.String)]).unique().sort()
     return KeyTypes(

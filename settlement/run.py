@@ -135,16 +135,15 @@ def file_accounting(files: pl.DataFrame, statuses: pl.DataFrame) -> pl.DataFrame
 
 
 def currency_totals(charges: pl.DataFrame, ledger: Ledger) -> dict[str, dict[str, int]]:
-    """Per currency charged or brought forward: each figure of conservation (law 2)."""
+    """Each figure of conservation (law 2), for every currency charged or brought forward."""
     currency_of = charges.select("contract_id", "currency").unique()
+    balance_sum = lambda name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
     figures = {
         "charged": charges.group_by("currency").agg(pl.col("amount_minor").sum()),
-        **{name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
-           for name in ("brought_forward",)},
+        "brought_forward": balance_sum("brought_forward"),
         "suspense": ledger.suspense.join(currency_of, on="contract_id").group_by("currency").agg(
             pl.col("amount_minor").sum()),
-        **{name: ledger.balances.group_by("currency").agg(pl.col(name).sum().alias("amount_minor"))
-           for name in ("commission", "withholding", "payable", "carried_forward")},
+        **{name: balance_sum(name) for name in ("commission", "withholding", "payable", "carried_forward")},
     }
     totals: dict[str, dict[str, int]] = {}
     for currency in sorted({*charges["currency"].cast(pl.String), *ledger.balances["currency"].cast(pl.String)}):

@@ -291,7 +291,7 @@ def policies(draw) -> dict:
 
 @st.composite
 def balances_brought_forward(draw, holders: list[dict]) -> list[dict] | None:
-    """Mostly no balances.csv; sometimes what earlier periods carried forward: some of the
+    """Mostly no balances.csv; sometimes what earlier runs carried forward: some of the
     holders, in the contracts' currencies or GBP (which no contract uses), owed to them or,
     after an adjustment, owed by them (negative)."""
     if draw(st.booleans()):

@@ -17,7 +17,6 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -29,52 +28,15 @@ from sqlmodel import Session
 
 import strategies as gen
 from builders import write_inputs
-from conftest import ROOT, settle_cli
+from conftest import ROOT, drop_postgres, postgres_database, settle_cli
 from contracts.errors import RunConflict
 from contracts.loading import load_inputs
 from settlement import posting
 from settlement.intake import Period
-from settlement.money import format_minor
 from settlement.progress import SILENT
 
 CLOCK = "2026-11-05T09:00:00Z"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/"
 FIXTURES = ROOT / "fixtures"
-
-
-def postgres_database() -> str:
-    """A new, empty PostgreSQL database's URL (dropped by `drop_postgres`)."""
-    import psycopg
-
-    name = f"settle_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(POSTGRES + "test", autocommit=True, connect_timeout=5) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 cannot be reached in CI: {error}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 cannot be reached: {error}")
-    return POSTGRES + name
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES + "test", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request, tmp_path):
-    """A new ledger database's --ledger value, in each backend."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.sqlite")
-        return
-    url = postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres(url)
 
 
 def settled(folder: Path, out: Path, ledger: str, corrects: str | None = None, reason: str | None = None,
@@ -104,9 +66,7 @@ def with_balances(ledger: str, period: str, tmp_path: Path) -> Path:
     folder = tmp_path / f"fixtures-{period}"
     shutil.copytree(FIXTURES, folder)
     left, _ = posting.outstanding(posting.opened(ledger))
-    (folder / "balances.csv").write_text("holder_id,currency,amount\n" + "".join(
-        f"{holder},{currency},{format_minor(amount, currency)}\n" for holder, currency, amount in left.iter_rows()),
-        encoding="utf-8")
+    (folder / "balances.csv").write_text(posting.balances_text(left.iter_rows()), encoding="utf-8")
     return folder
 
 
