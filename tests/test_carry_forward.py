@@ -358,3 +358,17 @@ def test_a_balances_file_with_a_column_missing_gets_one_error_line(tmp_path):
     folder = good_folder(tmp_path / "in")
     (folder / "balances.csv").write_text("holder_id,amount\nh1,1.00\n", encoding="utf-8")
     assert_parts(error_line(folder, tmp_path / "out"), "balances.csv", "currency")
+
+
+def test_a_ledger_of_no_run_leaves_the_opening_balances_file_as_it_is(tmp_path):
+    """A ledger whose tables were made but which holds no run (a first run that failed) has no
+    balances to write: --out is refused and the society's opening balances.csv kept."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    posting.opened(ledger).dispose()
+    opening = tmp_path / "balances.csv"
+    opening.write_text(BALANCE_HEADER + "H042,EUR,6.00\n", encoding="utf-8")
+    refused = settle_cli("ledger", "balances", "--ledger", ledger, "--out", str(opening))
+    assert refused.returncode == 2 and "the ledger holds no run, so nothing was written" in refused.stderr
+    assert opening.read_text(encoding="utf-8") == BALANCE_HEADER + "H042,EUR,6.00\n"
+    printed = settle_cli("ledger", "balances", "--ledger", ledger)
+    assert printed.returncode == 0 and printed.stdout == BALANCE_HEADER
