@@ -21,7 +21,7 @@ reason, and the others are still checked. What is checked:
   balance brought forward, or carries them forward, by the threshold it shows (rule 4);
 - per currency: charged + brought forward = payable + carried forward + commission +
   withholding + suspense, each figure summed from the files, and as summary.json states it
-  (law 2);
+  (law 2); summary.json's counts of lines and holders;
 - the usage rows: read = accepted + duplicates + quarantined + suspense + unlicensed, per
   file and in all, for every usage log the manifest pins, with quarantine.csv (per file),
   unlicensed.csv and suspense.csv holding the rows summary.json counts (law 3);
@@ -399,6 +399,18 @@ def conservation(out: Path, statements: Statements, terms: pl.DataFrame, summary
                                                                            "forward"), problems
 
 
+def summary_counts(out: Path, summary: dict) -> tuple[str, list[str]]:
+    """summary.json's `lines` and `holders` are the files': lines.parquet's lines, and the
+    statements (one per holder with a balance, lines or not)."""
+    lines = lines_parquet(out).select(pl.len()).collect().item()
+    statements = sum(1 for _ in (out / "statements").glob("*.csv"))
+    problems = [f"summary.json counts {summary.get(name)} {name}, {where} {count}"
+                for name, count, where in (("lines", lines, "lines.parquet holds"),
+                                           ("holders", statements, "the statements are"))
+                if summary.get(name) != count]
+    return f"summary.json's counts are the files': {lines} lines, {statements} holders' statements", problems
+
+
 def usage_logs(pinned: Pinned) -> list[str]:
     """The usage logs the manifest pins: its inputs but the reference files."""
     return sorted(entry["path"] for entry in pinned.manifest["inputs"] if not is_reference_name(entry["path"]))
@@ -485,6 +497,7 @@ def check(run_out: Path) -> tuple[Pinned, Findings]:
     findings.add("lines", lambda: line_arithmetic(run_out))
     findings.add("statements", lambda: statements_against_lines(run_out, statements()))
     findings.add("conservation", lambda: conservation(run_out, statements(), terms(), summary))
+    findings.add("counts", lambda: summary_counts(run_out, summary))
     findings.add("rows", lambda: row_accounting(run_out, pinned))
     if "adjustment" in summary:
         findings.add("adjustment", lambda: adjustment_figures(run_out, statements(), summary))

@@ -62,9 +62,16 @@ def test_every_invariant_of_the_sample_month_holds(run_out):
         "lines.csv and lines.parquet hold the same 1321 lines", "invoices", "level 1", "level 2",
         "suspense.csv holds level 1's suspense parts, key by key",
         "net = gross − commission − withholding on every line, none negative", "statements",
-        "conservation, as summary.json states it", "rows"]
+        "conservation, as summary.json states it", "summary.json's counts are the files'", "rows"]
     assert "EUR: charged 70000.00 = payable 59843.34 + carried forward 21.00 + commission 6943.22 + withholding " \
            "2132.09 + suspense 1060.35" in findings.passed[9]
+
+
+def test_summary_counts_that_are_not_the_files_are_found(run_out, tmp_path):
+    summary = (run_out / "summary.json").read_text(encoding="utf-8").split("\n")
+    line = next(i for i, text in enumerate(summary, start=1) if text.strip().startswith('"lines"'))
+    assert failed(forged(run_out, tmp_path, "summary.json", line, "1321", "1322")) == [
+        "summary.json counts 1322 lines, lines.parquet holds 1321"]
 
 
 def test_a_term_whose_parts_do_not_sum_to_its_charge_breaks_level_one_and_two(run_out, tmp_path):
@@ -214,7 +221,7 @@ def test_an_adjustment_run_checks_its_adjustments(tmp_path):
 def test_the_command_line_exits_1_naming_what_does_not_hold(run_out, tmp_path):
     done = settle_cli("check", str(run_out))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Checked run-2026-10-") and done.stdout.count("  ✓ ") == 11
+    assert done.stdout.startswith("Checked run-2026-10-") and done.stdout.count("  ✓ ") == 12
     out = tmp_path / "edited"
     shutil.copytree(run_out, out)
     (out / "lines.csv").write_text((run_out / "lines.csv").read_text(encoding="utf-8").replace(",11.19\n", ",11.18\n", 1),
