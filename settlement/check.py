@@ -293,12 +293,22 @@ def terms_against_invoices(out: Path, terms: pl.DataFrame) -> tuple[str, list[st
 
 
 def works_against_lines(out: Path) -> tuple[str, list[str]]:
+    """Level 2: each work amount's holder lines sum to its level-1 amount. The two sides are
+    summed by a 64-bit hash of each work amount's key, not by its five text columns: at
+    100M usage rows (27.7M work amounts) the text keys held 12.4 GiB. The keys of sums that
+    differ are then found by a second pass over those keys alone."""
     key = [*WORK_KEY, "currency"]
-    level1 = allocations(out).filter(pl.col("status") == "accepted").rename({"work_key": "work_id"}).group_by(
-        key).agg(pl.col("amount").sum().alias("level1"))
-    holders = lines_parquet(out).group_by(key).agg(pl.col("gross").sum())
-    both = level1.join(holders, on=key, how="full", coalesce=True).collect()
-    wrong = both.filter(pl.col("level1").fill_null(-1) != pl.col("gross").fill_null(-1))
+    level1 = allocations(out).filter(pl.col("status") == "accepted").rename({"work_key": "work_id"})
+    holders = lines_parquet(out)
+    hashed = lambda frame, amount, name: frame.select(pl.struct(key).hash().alias("_key"), pl.col(amount)).group_by(
+        "_key").agg(pl.col(amount).sum().alias(name))
+    both = hashed(level1, "amount", "level1").join(hashed(holders, "gross", "gross"), on="_key", how="full",
+                                                   coalesce=True).collect()
+    differ = both.filter(pl.col("level1").fill_null(-1) != pl.col("gross").fill_null(-1))["_key"].implode()
+    named = lambda frame, amount, name: frame.filter(pl.struct(key).hash().is_in(differ)).group_by(key).agg(
+        pl.col(amount).sum().alias(name))
+    wrong = pl.DataFrame() if differ.list.len().item() == 0 else named(level1, "amount", "level1").join(
+        named(holders, "gross", "gross"), on=key, how="full", coalesce=True).collect()  # the few that differ, by text
     return (f"level 2: each work amount's holder lines sum to its level-1 amount ({both.height} work amounts)",
             mismatch(wrong, "level 2: work amounts whose holders' gross is not the level-1 amount (minor units; "
                             "null: none there)"))

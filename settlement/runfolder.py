@@ -175,11 +175,23 @@ def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
     return len(names), differences, differences.lines("output", pinned.manifest["outputs"], found)
 
 
+def currency_digits(currency: pl.Expr) -> pl.Expr:
+    """ISO 4217's minor digits of each currency code; null for a code that is not one. By
+    is_in per number of digits, not replace_strict with a dict, which polars cannot stream:
+    summing a 100M-row run's allocations.csv by term held 8.4 GiB that way, 0.4 GiB this way."""
+    codes: dict[int, list[str]] = {}
+    for code, digits in sorted(CURRENCY_EXPONENTS.items()):
+        codes.setdefault(digits, []).append(code)
+    expression = pl.when(False).then(pl.lit(None, dtype=pl.Int32))
+    for digits, listed in sorted(codes.items()):
+        expression = expression.when(currency.is_in(listed)).then(pl.lit(digits, dtype=pl.Int32))
+    return expression.otherwise(pl.lit(None, dtype=pl.Int32))
+
+
 def minor_units(column: str, currency: str = "currency") -> pl.Expr:
     """A CSV amount as integer minor units; null unless written as a decimal with exactly its
     currency's digits (`12.30` EUR, `1200` JPY, `0.005` BHD)."""
-    text, digits = pl.col(column), pl.col(currency).replace_strict(CURRENCY_EXPONENTS, default=None,
-                                                                    return_dtype=pl.Int32)
+    text, digits = pl.col(column), currency_digits(pl.col(currency))
     fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
     plain = text.str.contains(r"^-?(0|[1-9]\d*)(\.\d+)?$") & ~text.str.contains(r"^-[0.]*$")  # law 4: no -0
     written = plain & pl.when(digits == 0).then(fraction.is_null()).otherwise(fraction.str.len_chars() == digits)
