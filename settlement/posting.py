@@ -373,9 +373,14 @@ def standing_run(engine: Engine, period: str) -> RunRecord | None:
     """The period's settlement as it stands: its settlement run, or the last correction of it."""
     with Session(engine) as session:
         runs = list(session.exec(select(RunRecord).where(RunRecord.period == period).order_by(RunRecord.sequence)))
-    corrected = {run.corrects for run in runs}
-    standing = [run for run in runs if run.run_id not in corrected]
+    standing = uncorrected(runs)
     return standing[-1] if standing else None
+
+
+def uncorrected(runs: list[RunRecord]) -> list[RunRecord]:
+    """Those of `runs` (in the order posted) that no other of them corrects."""
+    corrected = {run.corrects for run in runs}
+    return [run for run in runs if run.run_id not in corrected]
 
 
 def raw_rows(engine: Engine, table: str, columns: tuple[str, ...], run_id: str) -> list[dict]:
@@ -452,9 +457,7 @@ def checked_figures(engine: Engine, run: RunRecord) -> tuple[list[dict], pl.Data
 
 def standing_runs(engine: Engine) -> list[RunRecord]:
     """The runs the ledger's periods stand as (standing_run), in the order posted."""
-    runs = chain(engine)
-    corrected = {run.corrects for run in runs}
-    return [run for run in runs if run.run_id not in corrected]
+    return uncorrected(chain(engine))
 
 
 def as_balances(frame: pl.DataFrame, amount: pl.Expr) -> pl.DataFrame:

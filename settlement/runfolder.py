@@ -19,9 +19,9 @@ from pathlib import Path
 
 import polars as pl
 
-from contracts.currencies import CURRENCY_EXPONENTS
 from contracts.errors import InputError
 from contracts.loading import sha256_file
+from settlement.money import currency_digits
 
 # a holder line's key, as lines.csv, lines.parquet and the statements name its columns (the engine's
 # frames call the split version `version`: settlement/distribute.py)
@@ -173,19 +173,6 @@ def output_problems(pinned: Pinned) -> tuple[int, Differences, list[str]]:
     found = {name: digests[os.path.join(pinned.folder, name)] for name in names}
     differences = Differences.of(pinned.manifest["outputs"], found)
     return len(names), differences, differences.lines("output", pinned.manifest["outputs"], found)
-
-
-def currency_digits(currency: pl.Expr) -> pl.Expr:
-    """ISO 4217's minor digits of each currency code; null for a code that is not one. By
-    is_in per number of digits, not replace_strict with a dict, which polars cannot stream:
-    summing a 100M-row run's allocations.csv by term held 8.4 GiB that way, 0.4 GiB this way."""
-    codes: dict[int, list[str]] = {}
-    for code, digits in sorted(CURRENCY_EXPONENTS.items()):
-        codes.setdefault(digits, []).append(code)
-    expression = pl.when(False).then(pl.lit(None, dtype=pl.Int32))
-    for digits, listed in sorted(codes.items()):
-        expression = expression.when(currency.is_in(listed)).then(pl.lit(digits, dtype=pl.Int32))
-    return expression.otherwise(pl.lit(None, dtype=pl.Int32))
 
 
 def minor_units(column: str, currency: str = "currency") -> pl.Expr:
