@@ -203,25 +203,92 @@ class RunFiles:
 
 WORK_AMOUNT = ["licensee_id", "contract_id", "work_id", "use_type", "split_version"]  # a level-2 amount's key
 PART = ["contract_id", "work_key", "use_type", "version"]  # a work amount's key in allocations.csv
+TERM = ["contract_id", "term_id"]
 
 
 @dataclass(frozen=True)
 class Bases:
-    """What the explained lines are ranked among, read in one pass over each file (a scan of
-    allocations.csv or lines.parquet per line took minutes for 20 lines at 100M usage rows)."""
+    """What the explained lines are ranked among, summed in a few streaming passes over each
+    file and never held: a term that pays an explained line's work can have a part for
+    every work of the catalogue (68M parts of 20 contracts' terms at 100M usage rows, which
+    took 12.5 GiB to hold), but rule 5 needs only its sums and, for each explained part, how
+    many parts rank ahead of it. (A scan of allocations.csv per line took minutes for 20
+    lines at 100M usage rows, so every line's parts are ranked in the same passes.)"""
 
-    parts: pl.DataFrame    # allocations.csv's rows of every term that pays an explained line's work
+    parts: pl.DataFrame    # the explained lines' parts, with their terms' sums (parts, total, weight_sum,
+    #                        floor_sum) and their own weight, amount_minor, floor and rank
     holders: pl.DataFrame  # lines.parquet's lines of every explained line's work amount
 
     @staticmethod
     def read(files: RunFiles, lines: pl.DataFrame) -> "Bases":
         keys = lines.select(pl.col("contract_id"), pl.col("work_id").alias("work_key"), "use_type",
                             pl.col("split_version").alias("version")).unique()
-        terms = files.allocations().join(keys.lazy(), on=PART, how="semi").filter(
-            pl.col("status") == "accepted").select("contract_id", "term_id").unique()
-        parts = files.allocations().join(terms, on=["contract_id", "term_id"], how="semi")
         holders = files.lines().join(lines.select(WORK_AMOUNT).unique().lazy(), on=WORK_AMOUNT, how="semi")
-        return Bases(*pl.collect_all([parts, holders]))
+        return Bases(explained_parts(files.allocations(), keys), holders.collect())
+
+
+def explained_parts(allocations: pl.LazyFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """The accepted parts of `allocations` whose key (PART) is one of `keys`, each with its
+    term's sums and its rank by rule 5 among the term's parts. The parts and their terms' sums
+    come from one query: two collected together share one scan of allocations.csv, which held
+    what the slower had not read (9.1 GiB at 100M usage rows)."""
+    keys = keys.with_row_index("target").with_columns(pl.lit("accepted").alias("status"))
+    groups = (allocations.join(keys.lazy(), on=[*PART, "status"], how="left")
+              .group_by(*TERM, "target").agg(pl.len().alias("parts"), pl.col("amount_minor").sum(),
+                                             pl.col("weight").sum()).collect())
+    sums = groups.group_by(TERM).agg(pl.col("parts").sum(), pl.col("amount_minor").sum().alias("total"),
+                                     pl.col("weight").sum().alias("weight_sum"))
+    parts = groups.filter(pl.col("target").is_not_null()).drop("parts").join(keys, on="target").select(
+        *TERM, *TIE_BREAK, "weight", "amount_minor")
+    terms = sums.join(parts.select(TERM).unique(), on=TERM, how="semi").sort(TERM).with_row_index("term")
+    return ranked(allocations, terms, parts)
+
+
+def with_floor_and_remainder(parts: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Rule 5's floor and remainder of each part (`weight`) of its term's `total` over its `weight_sum`."""
+    product = pl.col("total") * pl.col("weight")
+    return parts.with_columns((product // pl.col("weight_sum")).alias("floor"),
+                              (product % pl.col("weight_sum")).alias("remainder"))
+
+
+def ranked(allocations: pl.LazyFrame, terms: pl.DataFrame, parts: pl.DataFrame) -> pl.DataFrame:
+    """The explained `parts` with their terms' sums, each term's floors summed (`floor_sum`), and
+    each part's `rank`: how many parts of its term come before it by rule 5 (a larger
+    remainder, or an equal one and a smaller key), counted in one streaming pass. Each part
+    counts the explained remainders of its term below its own (`above`); the parts counted
+    by that give each explained part the parts with a larger remainder, and the parts with an
+    equal remainder are compared key by key."""
+    parts = with_floor_and_remainder(parts.join(terms, on=TERM)).with_row_index("target")
+    thresholds = parts.group_by("term").agg(pl.col("remainder").unique().sort())
+    above = pl.lit(0, dtype=pl.UInt32)  # by comparisons, row by row: polars runs search_sorted on a whole column
+    for term, remainders in thresholds.iter_rows():
+        below = pl.sum_horizontal(pl.col("remainder") > pl.lit(r, dtype=pl.Int128) for r in remainders)
+        above = pl.when(pl.col("term") == term).then(below.cast(pl.UInt32)).otherwise(above)
+    scored = (with_floor_and_remainder(allocations.join(terms.lazy().select(*TERM, "term", "total", "weight_sum"),
+                                                        on=TERM))
+              .with_columns(pl.col(TIE_BREAK).fill_null(""))
+              .with_columns(pl.when(pl.col("remainder").is_not_null()).then(above).alias("above")))
+    by_place = scored.group_by("term", "above").agg(pl.len().alias("count"), pl.col("floor").sum().alias("floor_sum"))
+    mine = parts.select("target", "term", "remainder", *(pl.col(k).alias(f"{k}_target") for k in TIE_BREAK))
+    ties = (scored.join(mine.lazy(), on=["term", "remainder"]).filter(key_before_columns(TIE_BREAK, "_target"))
+            .group_by("target").agg(pl.len().alias("ties_ahead")))
+    by_place, ties = pl.collect_all([by_place, ties])
+    floor_sums = by_place.group_by("term").agg(pl.col("floor_sum").sum())
+    place = parts.join(thresholds.explode("remainder").with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over("term").alias("place")), on=["term", "remainder"])
+    larger = place.join(by_place.filter(pl.col("above").is_not_null()), on="term").filter(
+        pl.col("above") >= pl.col("place")).group_by("target").agg(pl.col("count").sum().alias("larger"))
+    rank = (pl.col("larger").fill_null(0) + pl.col("ties_ahead").fill_null(0)).alias("rank")
+    return (parts.join(floor_sums, on="term", how="left").join(larger, on="target", how="left")
+            .join(ties, on="target", how="left").with_columns(rank).drop("larger", "ties_ahead", "target"))
+
+
+def key_before_columns(key: list[str], suffix: str) -> pl.Expr:
+    """Rows whose `key` comes before the columns of `key` named with `suffix`, column by
+    column (strings by code point): key_before, against another row's key."""
+    first, rest = pl.col(key[0]), key[1:]
+    before = first < pl.col(key[0] + suffix)
+    return before if not rest else before | ((first == pl.col(key[0] + suffix)) & key_before_columns(rest, suffix))
 
 
 def checked(folder: Path, pins: dict[str, str], names: list[str]) -> None:
@@ -285,23 +352,21 @@ def explain_line(result: Explanation, files: RunFiles, bases: Bases, line: dict,
 def explain_level_one(result: Explanation, files: RunFiles, bases: Bases, line: dict) -> int:
     """Rule 2: each term's part for the line's (work, use type, version); returns the work's amount."""
     currency, contract = line["currency"], line["contract_id"]
-    mine = ((pl.col("contract_id") == contract) & (pl.col("work_key") == line["work_id"])
-            & (pl.col("use_type") == line["use_type"]) & (pl.col("version") == line["split_version"]))
-    terms = bases.parts.filter(mine & (pl.col("status") == "accepted")).select("term_id")
-    every_part = bases.parts.filter((pl.col("contract_id") == contract) & pl.col("term_id").is_in(terms["term_id"].implode()))
+    mine = bases.parts.filter(pl.col("contract_id") == contract, pl.col("work_key") == line["work_id"],
+                              pl.col("use_type") == line["use_type"], pl.col("version") == line["split_version"])
     result.lines.append("  1. each term of the contract as invoiced, allocated over its base by largest remainder "
                         "(allocations.csv):")
     work_amount = 0
-    for term_id in sorted(terms["term_id"].to_list()):
-        parts = every_part.filter(pl.col("term_id") == term_id)
+    for part in mine.sort("term_id").iter_rows(named=True):
+        term_id, total = part["term_id"], int(part["total"])
         term = files.invoice_term(line["licensee_id"], contract, term_id)
-        total = int(parts["amount_minor"].sum())
         result.check(f"{term_id} ({term['type']}{', ' + term['basis'] if term.get('basis') else ''}): exact "
                      f"{term['exact']}, rounded {term['rounded']}, charged {term['charged']}; its parts sum to "
                      f"{format_minor(total, currency)}", total, round_half_even(parse_exact(term['charged'])
                                                                                  * 10**exponent(currency)), currency)
-        share = recomputed_share(parts, total, mine, TIE_BREAK)
-        written = int(parts.filter(mine)["amount_minor"][0])
+        share = Share(total, int(part["weight"]), int(part["weight_sum"]), part["parts"], int(part["floor"]),
+                      total - int(part["floor_sum"]), part["rank"])
+        written = int(part["amount_minor"])
         result.check("   " + share_text(share, currency, "this work's weight of the term's"), written, share.amount,
                      currency)
         work_amount += written

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, settle_cli
-from contracts.errors import InputError
 from contracts.loading import load_inputs
 from settlement import money
 from settlement.exports import export
-from settlement.explain import MOST_LINES, explain
+from settlement.explain import MOST_LINES, PART, TIE_BREAK, explain, explained_parts, recomputed_share
 from settlement.intake import Period
 from settlement.run import settle
 
@@ -150,3 +151,50 @@ def test_outputs_without_attribution_weighing_past_64_bits_are_explained(tmp_pat
         export(settlement, tmp_path / "out")
     result = explain(tmp_path / "out", inputs, "H009", contract="MUSIC-REVMIN-2026")
     assert result.mismatches == 0 and result.matched >= 1
+
+
+KEY_TEXT = st.sampled_from(["", "a", "b", "B", "é", "W1", "W10", "W2", "ISRC:X"])
+
+
+@st.composite
+def terms_parts(draw) -> pl.DataFrame:
+    """allocations.csv's rows of a few terms: small weights, so that remainders tie often,
+    and weights past 64 bits; suspense parts with no version; keys that differ by one column."""
+    rows = []
+    for contract in draw(st.lists(st.sampled_from(["C1", "C2", "C3"]), min_size=1, max_size=3, unique=True)):
+        for term in draw(st.lists(st.sampled_from(["t1", "t2", "t3"]), min_size=1, max_size=3, unique=True)):
+            keys = draw(st.lists(st.tuples(KEY_TEXT, st.sampled_from(["train", "index"]),
+                                           st.sampled_from(["v1", "v2", None])), min_size=1, max_size=25, unique=True))
+            big = draw(st.booleans())
+            for work_key, use_type, version in keys:
+                weight = draw(st.integers(0, 10**27) if big else st.integers(0, 4))
+                rows.append((contract, term, work_key, use_type, version,
+                             "accepted" if version is not None else "suspense", weight,
+                             draw(st.integers(0, 10**6))))
+    frame = pl.DataFrame(rows, orient="row", schema={
+        "contract_id": pl.String, "term_id": pl.String, "work_key": pl.String, "use_type": pl.String,
+        "version": pl.String, "status": pl.String, "weight": pl.Int128, "amount_minor": pl.Int128})
+    positive = frame.group_by("contract_id", "term_id").agg(pl.col("weight").sum() > 0)
+    return frame.join(positive.filter(pl.col("weight")).drop("weight"), on=["contract_id", "term_id"], how="semi")
+
+
+@settings(max_examples=60, deadline=None)
+@given(terms_parts(), st.data())
+def test_each_explained_part_is_ranked_in_streaming_passes_as_among_all_of_its_terms_parts(allocations, data):
+    """explain ranks an explained line's part among its term's parts by sums over
+    allocations.csv, never holding the term (68M parts at 100M usage rows): the share it
+    shows is the one worked out on every part of the term held in memory."""
+    accepted = allocations.filter(pl.col("status") == "accepted").select(PART).unique().sort(PART)
+    if accepted.is_empty():
+        return
+    keys = accepted.sample(data.draw(st.integers(1, accepted.height)), seed=data.draw(st.integers(0, 99)))
+    parts = explained_parts(allocations.lazy(), keys)
+    assert parts.height == allocations.filter(pl.col("status") == "accepted").join(keys, on=PART, how="semi").height
+    for part in parts.iter_rows(named=True):
+        term = allocations.filter(pl.col("contract_id") == part["contract_id"], pl.col("term_id") == part["term_id"])
+        total = int(term["amount_minor"].sum())
+        mine = pl.all_horizontal(pl.col(k) == part[k] for k in TIE_BREAK)
+        share = recomputed_share(term, total, mine, TIE_BREAK)
+        assert (part["total"], part["weight"], part["weight_sum"], part["parts"], part["floor"],
+                total - part["floor_sum"], part["rank"]) == (share.total, share.weight, share.weight_sum,
+                                                             share.parts, share.floor, share.leftover, share.rank)
