@@ -247,3 +247,14 @@ def test_amounts_not_in_plain_notation_are_found(run_out, tmp_path):
     for written in ("-0.00", "011.19"):
         problems = failed(forged(run_out, tmp_path / written, "lines.csv", 2, ",11.19", "," + written))
         assert problems[0].startswith("lines.csv: amounts not written with their currency's digits (1): ")
+
+
+def test_a_work_amount_on_one_side_only_is_found_though_it_sums_to_zero(run_out, tmp_path):
+    """A level-1 part of 0.00 that no holder line shares out: the sums agree, the keys do not."""
+    part = "MUSIC-AI-2026,fixed-fee,W000001,train,2020-01-01,accepted,,1,EUR,88.89"
+    out = forged(run_out, tmp_path, "allocations.csv", 2, part,
+                 part + "\nMUSIC-AI-2026,fixed-fee,W000199,crawl,2020-01-01,accepted,,0,EUR,0.00")
+    assert failed(out) == [
+        "level 2: work amounts whose holders' gross is not the level-1 amount (minor units; null: none there) (1): "
+        "contract_id=MUSIC-AI-2026, work_id=W000199, use_type=crawl, split_version=2020-01-01, currency=EUR, "
+        "level1=0, gross=None"]
