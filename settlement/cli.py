@@ -372,8 +372,9 @@ def ledger_balances(ledger: LedgerArgument, corrects: Annotated[str | None, type
     forward) and, for the run each period stands as, what it carried forward less what it
     brought forward: the next run's balances.csv, which `settle run --ledger` requires to
     be exactly this. With --corrects RUN_ID, what that run brought forward, which a run
-    correcting it brings forward again. A ledger of no run has none to write: its first
-    run takes any balances.csv as its opening balances."""
+    correcting it brings forward again (but for a correction of the ledger's first month,
+    which may correct the opening balances). A ledger of no run has none to write: its
+    first run takes any balances.csv as its opening balances."""
     from settlement import posting
 
     with reported("balances command"):

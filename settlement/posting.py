@@ -477,8 +477,9 @@ def outstanding(engine: Engine) -> tuple[pl.DataFrame, int] | None:
     None for a ledger of no run, which takes any balances.csv as its opening balances.
 
     Balances go from run to run in the order they are posted, whatever their periods: the
-    opening balances (what the first run brought forward) and, for every run a period
-    stands as, what it carried forward less what it brought forward. Over a chain of
+    opening balances (what the ledger's first month brought forward, as it stands: a
+    correction of it may correct them) and, for every run a period stands as, what it
+    carried forward less what it brought forward. Over a chain of
     months that is the last month's carried forward; a correction adds what it changed
     (negative, a debt, when it paid what a later run had carried on already); and a month
     settled after a later one brings forward what that later one left, so no balance is
@@ -490,12 +491,26 @@ def outstanding(engine: Engine) -> tuple[pl.DataFrame, int] | None:
         if not runs:
             return None
         figures = {run.sequence: checked_figures(engine, run)[1] for run in runs}
-        first = figures[1] if 1 in figures else checked_figures(engine, run_record_at(engine, 1))[1]
+        first = figures[first_month(engine, runs).sequence]
     left = [frame.select("holder_id", "currency", (pl.col("carried_forward").cast(pl.Int128)
                                                    - pl.col("brought_forward")).alias("left"))
             for frame in figures.values()]
     opening = first.select("holder_id", "currency", pl.col("brought_forward").cast(pl.Int128).alias("left"))
     return as_balances(pl.concat([opening, *left]), pl.col("left")), len(runs)
+
+
+def first_month(engine: Engine, runs: list[RunRecord]) -> RunRecord:
+    """Of the standing `runs`, the one the ledger's first month stands as: its first run, or
+    the last correction of it."""
+    period = run_record_at(engine, 1).period
+    return next(run for run in runs if run.period == period)
+
+
+def opens_ledger(engine: Engine, run_id: str) -> bool:
+    """Whether posted run `run_id` settles the ledger's first month (its first run, or a
+    correction of it), whose balances brought forward are the opening balances."""
+    with database_errors(engine, "reading the ledger's first run"):
+        return posted_run(engine, run_id).period == run_record_at(engine, 1).period
 
 
 def brought_forward_by(engine: Engine, run_id: str) -> pl.DataFrame:
@@ -543,9 +558,13 @@ def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: P
     the ledger carries forward to it (outstanding): a balance left out would never be
     paid, one brought forward twice would be paid twice. A correction brings forward what
     the run it corrects did. A ledger of no run takes balances.csv as its opening
-    balances (taken over from the society's system before). `meanwhile`: checked again
-    as the run is posted, other runs having been posted since it was settled."""
+    balances (taken over from the society's system before), and so does a correction of
+    its first month: the opening balances are corrected as any other input is, and what
+    that changes goes to the next run. `meanwhile`: checked again as the run is posted,
+    other runs having been posted since it was settled."""
     if corrects is not None:
+        if opens_ledger(engine, corrects):
+            return
         expected = brought_forward_by(engine, corrects)
     else:
         found = outstanding(engine)

@@ -372,3 +372,35 @@ def test_a_ledger_of_no_run_leaves_the_opening_balances_file_as_it_is(tmp_path):
     assert opening.read_text(encoding="utf-8") == BALANCE_HEADER + "H042,EUR,6.00\n"
     printed = settle_cli("ledger", "balances", "--ledger", ledger)
     assert printed.returncode == 0 and printed.stdout == BALANCE_HEADER
+
+
+def test_a_correction_of_the_ledgers_first_month_corrects_its_opening_balances(tmp_path):
+    """The society's system before handed H042's balance over as 2.00, where it was 7.00.
+    October, the ledger's first month, carried 6.00 (its 4.00 and the 2.00, below the
+    threshold of 10.00). Corrected with 7.00 brought forward, it pays H042 11.00, and
+    November brings forward nothing for H042. Only a correction of the first month may
+    bring forward other balances than the run it corrects brought forward."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    inputs = tmp_path / "inputs"
+    shutil.copytree(FIXTURES, inputs)
+    (inputs / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,2.00\n", encoding="utf-8")
+    october = settled(inputs, tmp_path / "october", ledger)
+    assert carried(tmp_path / "october")[("H042", "EUR")] == 600
+    (inputs / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,7.00\n", encoding="utf-8")
+    fixed = settled(inputs, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "H042's opening balance")
+    h042 = statement_figures(tmp_path / "october-2")[("H042", "EUR")]
+    assert (h042["brought_forward"], h042["payable"], h042["carried_forward"]) == (700, 1100, 0)
+    assert fixed["adjustment"]["currencies"]["EUR"]["brought_forward"] == {"old": "2.00", "new": "7.00",
+                                                                           "change": "5.00"}
+    assert check(tmp_path / "october-2")[1].failed == []
+    left, runs = posting.outstanding(posting.opened(ledger))
+    assert runs == 1 and {(h, c): a for h, c, a in left.iter_rows()} == {
+        ("H043", "EUR"): 1700, ("H054", "USD"): 10, ("H056", "USD"): 995}
+    november = brought_to(ledger, "2026-11", tmp_path)
+    first_november = settled(november, tmp_path / "november", ledger, "2026-11")
+    h042 = statement_figures(tmp_path / "november")[("H042", "EUR")]
+    assert (h042["brought_forward"], h042["carried_forward"]) == (0, 400)
+    (november / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,7.00\n", encoding="utf-8")
+    with pytest.raises(posting.LedgerError, match=f"is not what run {first_november['run_id']}, which this run "
+                                                  "corrects, brought forward"):
+        settled(november, tmp_path / "november-2", ledger, "2026-11", first_november["run_id"], "not an opening")
