@@ -57,23 +57,28 @@ LedgerOption = Annotated[str | None, typer.Option(
 CorrectsOption = Annotated[str | None, typer.Option(
     "--corrects", help="post this run as an adjustment of that posted run (same period, new inputs)")]
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="why the adjustment corrects the run")]
+OpeningOption = Annotated[bool, typer.Option(
+    "--opening-balances", help="with --corrects of the ledger's first month: balances.csv corrects its opening "
+                               "balances")]
 
 
 @app.command()
 def run(inputs: Inputs, period: PeriodOption, out: OutOption, clock: ClockOption, usage: UsageOption = None,
         quiet: QuietOption = False, ledger: LedgerOption = None, corrects: CorrectsOption = None,
-        reason: ReasonOption = None) -> None:
+        reason: ReasonOption = None, opening: OpeningOption = False) -> None:
     """Settle one period: lines, statements, invoices and reports, posted to the ledger.
 
     The run is posted to the ledger database (--ledger) once and never changed; other inputs
     for a settled period are refused unless posted as an adjustment (--corrects RUN_ID
-    --reason TEXT)."""
+    --reason TEXT). An adjustment of the ledger's first month may correct the opening
+    balances it brought forward (--opening-balances)."""
     from settlement.posting import settled_and_posted
 
-    if ledger is None and (corrects is not None or reason is not None):
-        fail("--corrects and --reason post an adjustment to a ledger: give --ledger too")
+    if ledger is None and (corrects is not None or reason is not None or opening):
+        fail("--corrects, --reason and --opening-balances post an adjustment to a ledger: give --ledger too")
     summary = carried_out("run", lambda loaded, month, progress: settled_and_posted(
-        loaded, month, clock, out, progress, ledger, corrects, reason), inputs, period, out, clock, usage, quiet)
+        loaded, month, clock, out, progress, ledger, corrects, reason, opening), inputs, period, out, clock, usage,
+        quiet)
     if not quiet:
         print_summary(summary, out)
 
@@ -373,7 +378,7 @@ def ledger_balances(ledger: LedgerArgument, corrects: Annotated[str | None, type
     brought forward: the next run's balances.csv, which `settle run --ledger` requires to
     be exactly this. With --corrects RUN_ID, what that run brought forward, which a run
     correcting it brings forward again (but for a correction of the ledger's first month,
-    which may correct the opening balances). A ledger of no run has none to write: its
+    which may correct the opening balances with --opening-balances). A ledger of no run has none to write: its
     first run takes any balances.csv as its opening balances."""
     from settlement import posting
 

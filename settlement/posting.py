@@ -553,18 +553,25 @@ def balance_differences(expected: pl.DataFrame, given: pl.DataFrame, source: str
 
 
 def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: Path | str, corrects: str | None,
-                          meanwhile: bool = False) -> None:
+                          meanwhile: bool = False, opening: bool = False) -> None:
     """Refuse a run whose balances.csv (`path`, read as Inputs.brought_forward) is not what
     the ledger carries forward to it (outstanding): a balance left out would never be
     paid, one brought forward twice would be paid twice. A correction brings forward what
     the run it corrects did. A ledger of no run takes balances.csv as its opening
     balances (taken over from the society's system before), and so does a correction of
-    its first month: the opening balances are corrected as any other input is, and what
-    that changes goes to the next run. `meanwhile`: checked again as the run is posted,
-    other runs having been posted since it was settled."""
+    its first month that says so (`opening`, --opening-balances): the opening balances are
+    corrected as any other input is, and what that changes goes to the next run. Said, not
+    assumed: a balances.csv written since for a later month would be taken for opening
+    balances and paid again. `meanwhile`: checked again as the run is posted, other runs
+    having been posted since it was settled."""
+    corrects_first = corrects is not None and opens_ledger(engine, corrects)
+    if opening and not corrects_first:
+        which = "give --corrects with its run" if corrects is None else f"run {corrects} is not that month"
+        raise LedgerError(f"--opening-balances corrects the balances the ledger's first month brought forward: "
+                          f"{which}; nothing was written")
+    if opening:
+        return
     if corrects is not None:
-        if opens_ledger(engine, corrects):
-            return
         expected = brought_forward_by(engine, corrects)
     else:
         found = outstanding(engine)
@@ -579,7 +586,9 @@ def check_brought_forward(engine: Engine, brought_forward: pl.DataFrame, path: P
     command = f"settle ledger balances --ledger LEDGER{f' --corrects {corrects}' if corrects else ''} --out {path}"
     raise LedgerError(("another run was posted while this one was settled, and " if meanwhile else "")
                       + f"{path} is not {what} ({differences}); nothing was {'posted' if meanwhile else 'written'}. "
-                        f"Write it from the ledger{' again, and settle again' if meanwhile else ''}: {command}")
+                        f"Write it from the ledger{' again, and settle again' if meanwhile else ''}: {command}"
+                      + ("; or, if it corrects the ledger's opening balances, give --opening-balances"
+                         if corrects_first else ""))
 
 
 def check_settled_balances(engine: Engine, standing: RunRecord, brought_forward: pl.DataFrame, path: Path) -> None:
@@ -716,7 +725,7 @@ def posted_brought_forward(posting: Posting) -> pl.DataFrame:
 # --------------------------------------------------------------------------- a run, settled and posted
 
 def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: str | None,
-                       corrects: str | None = None, reason: str | None = None) -> dict:
+                       corrects: str | None = None, reason: str | None = None, opening: bool = False) -> dict:
     """`settle run`: settle `period`, write its outputs to `out` and post it to `ledger`
     (when given). Returns the run's summary, with a `posted` line saying what the ledger did.
 
@@ -743,7 +752,7 @@ def settled_and_posted(inputs, period, clock: str, out: Path, progress, ledger: 
     if standing is not None and correction is None:  # its run again (law 5), or a conflict
         check_settled_balances(engine, standing, inputs.brought_forward, balances_file)
     else:
-        check_brought_forward(engine, inputs.brought_forward, balances_file, corrects)
+        check_brought_forward(engine, inputs.brought_forward, balances_file, corrects, opening=opening)
     with settle(inputs, period, clock, progress, correction) as settlement:
         decision = decide(engine, settlement.run_id, period.name, corrects)
         adjustment = None  # the run id holds the correction: a run found posted was posted with it

@@ -33,9 +33,9 @@ BALANCE_HEADER = "holder_id,currency,amount\n"
 
 
 def settled(folder: Path, out: Path, ledger: str, period: str = "2026-10", corrects: str | None = None,
-            reason: str | None = None) -> dict:
+            reason: str | None = None, opening: bool = False) -> dict:
     return posting.settled_and_posted(load_inputs(folder), Period.parse(period), CLOCKS[period], out, SILENT, ledger,
-                                      corrects, reason)
+                                      corrects, reason, opening)
 
 
 def brought_to(ledger: str, name: str, tmp_path: Path, source: Path = FIXTURES, corrects: str | None = None) -> Path:
@@ -374,20 +374,26 @@ def test_a_ledger_of_no_run_leaves_the_opening_balances_file_as_it_is(tmp_path):
     assert printed.returncode == 0 and printed.stdout == BALANCE_HEADER
 
 
-def test_a_correction_of_the_ledgers_first_month_corrects_its_opening_balances(tmp_path):
+def test_a_correction_of_the_ledgers_first_month_may_correct_its_opening_balances(tmp_path):
     """The society's system before handed H042's balance over as 2.00, where it was 7.00.
     October, the ledger's first month, carried 6.00 (its 4.00 and the 2.00, below the
-    threshold of 10.00). Corrected with 7.00 brought forward, it pays H042 11.00, and
-    November brings forward nothing for H042. Only a correction of the first month may
-    bring forward other balances than the run it corrects brought forward."""
+    threshold of 10.00). Corrected with 7.00 brought forward and --opening-balances, it pays
+    H042 11.00, and November brings forward nothing for H042. Without the option, a
+    balances.csv written since for November is refused (it would pay November's balances
+    again), and the option on any other month is refused."""
     ledger = str(tmp_path / "ledger.sqlite")
     inputs = tmp_path / "inputs"
     shutil.copytree(FIXTURES, inputs)
     (inputs / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,2.00\n", encoding="utf-8")
     october = settled(inputs, tmp_path / "october", ledger)
     assert carried(tmp_path / "october")[("H042", "EUR")] == 600
+    stale = brought_to(ledger, "stale", tmp_path)  # November's balances.csv, not October's
+    with pytest.raises(posting.LedgerError, match="or, if it corrects the ledger's opening balances, give "
+                                                  "--opening-balances"):
+        settled(stale, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "a split")
     (inputs / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,7.00\n", encoding="utf-8")
-    fixed = settled(inputs, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "H042's opening balance")
+    fixed = settled(inputs, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "H042's opening balance",
+                    opening=True)
     h042 = statement_figures(tmp_path / "october-2")[("H042", "EUR")]
     assert (h042["brought_forward"], h042["payable"], h042["carried_forward"]) == (700, 1100, 0)
     assert fixed["adjustment"]["currencies"]["EUR"]["brought_forward"] == {"old": "2.00", "new": "7.00",
@@ -401,6 +407,7 @@ def test_a_correction_of_the_ledgers_first_month_corrects_its_opening_balances(t
     h042 = statement_figures(tmp_path / "november")[("H042", "EUR")]
     assert (h042["brought_forward"], h042["carried_forward"]) == (0, 400)
     (november / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,7.00\n", encoding="utf-8")
-    with pytest.raises(posting.LedgerError, match=f"is not what run {first_november['run_id']}, which this run "
-                                                  "corrects, brought forward"):
-        settled(november, tmp_path / "november-2", ledger, "2026-11", first_november["run_id"], "not an opening")
+    with pytest.raises(posting.LedgerError, match=f"run {first_november['run_id']} is not that month"):
+        settled(november, tmp_path / "november-2", ledger, "2026-11", first_november["run_id"], "not an opening",
+                opening=True)
+    assert not (tmp_path / "november-2").exists()

@@ -441,7 +441,7 @@ def test_a_ledger_that_refuses_the_post_leaves_the_output_folder_as_it_was(tmp_p
 
 @pytest.mark.parametrize("args, message", [
     (["run", "fixtures", "--period", "2026-10", "--out", "{tmp}/out", "--clock", CLOCK, "--corrects", "run-x"],
-     "--corrects and --reason post an adjustment to a ledger: give --ledger too"),
+     "--corrects, --reason and --opening-balances post an adjustment to a ledger: give --ledger too"),
     (["ledger", "verify", "--ledger", "{tmp}/none.sqlite"], "no ledger database there"),
     (["ledger", "list", "--ledger", "mysql://nobody@127.0.0.1/none"], "mysql databases are not supported"),
     (["ledger", "list", "--ledger", "postgresql://postgres@127.0.0.1:5432"], "names no database"),
