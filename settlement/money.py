@@ -16,7 +16,7 @@ from fractions import Fraction
 import polars as pl
 
 from contracts.currencies import CURRENCY_EXPONENTS
-from contracts.errors import UnknownCurrency
+from contracts.errors import SettlementError, UnknownCurrency
 from settlement.keys import sorted_by
 
 # polars sums of Int64 wrap silently on overflow (DESIGN.md, "Traps"); every
@@ -239,8 +239,16 @@ def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType
 def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
     """Int64 when no product of the given largest magnitudes reaches 2**63 (Int64 division
     is several times faster than Int128's), else Int128; None (the largest value of an
-    empty column) counts as unknown, so Int128."""
+    empty column) counts as unknown, so Int128. A product that could reach 2**127 is
+    refused: polars' Int128 arithmetic wraps around silently (2 × 10^12 × 10^27 came out
+    negative), and a wrapped product would round money wrongly."""
     if any(value is None for factors in products for value in factors):
         return MONEY
-    fits = all(math.prod(max(value, 1) for value in factors) < 1 << 63 for factors in products)
-    return pl.Int64 if fits else MONEY
+    largest = [math.prod(max(value, 1) for value in factors) for factors in products]
+    beyond = next((factors for factors, product in zip(products, largest) if product >= 1 << 127), None)
+    if beyond is not None:
+        raise SettlementError(f"an amount of {' × '.join(str(value) for value in beyond)} (the largest amount, weight "
+                              "or count of an allocation) reaches 2^127, past the exact 128-bit integers the engine "
+                              "rounds money in; nothing was written (usage units or amounts this large are "
+                              "beyond what the engine settles)")
+    return pl.Int64 if all(product < 1 << 63 for product in largest) else MONEY

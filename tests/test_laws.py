@@ -357,6 +357,26 @@ def test_vectorised_formatting_agrees_with_format_minor_in_either_integer_type(a
     assert for_writer.write_csv(line_terminator="\n", include_header=False) == "".join(f"{e}\n" for e in expected)
 
 
+def test_an_allocation_past_128_bit_integers_is_refused_not_wrapped():
+    """Law 1: polars' Int128 products wrap around silently (2 × 10^12 × 10^27 comes out
+    negative). An allocation whose amount times weight could reach 2^127 (an output of 10^18
+    units without attribution weighs 10^27) is refused in one line; just below, it is exact."""
+    from contracts.errors import SettlementError
+
+    def allocated(total: int, weights: list[int]) -> list[int]:
+        frame = pl.DataFrame({"group": [1] * len(weights), "total": [total] * len(weights), "weight": weights,
+                              "key": [f"W{i}" for i in range(len(weights))]},
+                             schema={"group": pl.Int64, "total": pl.Int128, "weight": pl.Int128, "key": pl.String})
+        return largest_remainder(frame, group=["group"], total="total", weight="weight", tie_break=["key"],
+                                 out="part")["part"].to_list()
+
+    with pytest.raises(SettlementError, match=r"^an amount of 2000000000000 × 10{27} .* reaches 2\^127, past the "
+                                              r"exact 128-bit integers"):
+        allocated(2 * 10**12, [10**27, 3])
+    total, weights = (1 << 127) // 10**27 // 2, [10**27, 10**27 - 1]
+    assert allocated(total, weights) == [total - total // 2, total // 2] and sum(allocated(total, weights)) == total
+
+
 # --------------------------------------------------------------------------- 3. conservation
 
 @laws(30)
