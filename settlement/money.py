@@ -230,10 +230,25 @@ def remainder_order(groups: pl.Series, remainders: pl.Series, largest: int) -> p
 
 
 def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType:
-    """The type for a split's products of a total and a weight, and its weight sums."""
+    """The type for a split's products of a total and a weight, and its weight sums. When the
+    largest total and the largest weight, perhaps of different groups, could reach 2**127
+    together, each part's own product is bounded (by a division, which cannot wrap)."""
     largest_total, largest_weight = parts.select(pl.col(total).cast(MONEY).abs().max(),
                                                  pl.col(weight).cast(MONEY).max()).row(0)
-    return exact_type((largest_total, largest_weight), (largest_weight, parts.height))
+    try:
+        return exact_type((largest_total, largest_weight), (largest_weight, parts.height))
+    except BeyondExactArithmetic:
+        if max(largest_weight, 1) * parts.height >= 1 << 127:
+            raise
+        limit = pl.lit((1 << 127) - 1, dtype=MONEY) // pl.col(total).cast(MONEY).abs().clip(lower_bound=1)
+        beyond = parts.filter(pl.col(weight).cast(MONEY) > limit).select(total, weight).head(1)
+        if beyond.height:
+            exact_type(beyond.row(0))
+        return MONEY
+
+
+class BeyondExactArithmetic(SettlementError):
+    """Amounts and weights whose products the engine's 128-bit integers cannot hold."""
 
 
 def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
@@ -247,7 +262,7 @@ def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
     largest = [math.prod(max(value, 1) for value in factors) for factors in products]
     beyond = next((factors for factors, product in zip(products, largest) if product >= 1 << 127), None)
     if beyond is not None:
-        raise SettlementError(f"an amount of {' × '.join(str(value) for value in beyond)} (the largest amount, weight "
+        raise BeyondExactArithmetic(f"an amount of {' × '.join(str(value) for value in beyond)} (the largest amount, weight "
                               "or count of an allocation) reaches 2^127, past the exact 128-bit integers the engine "
                               "rounds money in; nothing was written (usage units or amounts this large are "
                               "beyond what the engine settles)")

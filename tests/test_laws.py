@@ -363,18 +363,23 @@ def test_an_allocation_past_128_bit_integers_is_refused_not_wrapped():
     units without attribution weighs 10^27) is refused in one line; just below, it is exact."""
     from contracts.errors import SettlementError
 
-    def allocated(total: int, weights: list[int]) -> list[int]:
-        frame = pl.DataFrame({"group": [1] * len(weights), "total": [total] * len(weights), "weight": weights,
-                              "key": [f"W{i}" for i in range(len(weights))]},
+    def allocated(total: int, weights: list[int], other_group: tuple[int, int] = (1, 1)) -> list[int]:
+        """`weights` sharing `total`, and one other group of one part: (total, weight)."""
+        frame = pl.DataFrame({"group": [1] * len(weights) + [2], "total": [total] * len(weights) + [other_group[0]],
+                              "weight": [*weights, other_group[1]], "key": [f"W{i}" for i in range(len(weights) + 1)]},
                              schema={"group": pl.Int64, "total": pl.Int128, "weight": pl.Int128, "key": pl.String})
         return largest_remainder(frame, group=["group"], total="total", weight="weight", tie_break=["key"],
-                                 out="part")["part"].to_list()
+                                 out="part")["part"].to_list()[:-1]
 
     with pytest.raises(SettlementError, match=r"^an amount of 2000000000000 × 10{27} .* reaches 2\^127, past the "
                                               r"exact 128-bit integers"):
         allocated(2 * 10**12, [10**27, 3])
     total, weights = (1 << 127) // 10**27 // 2, [10**27, 10**27 - 1]
-    assert allocated(total, weights) == [total - total // 2, total // 2] and sum(allocated(total, weights)) == total
+    assert allocated(total, weights) == [total - total // 2, total // 2]
+    # the largest total and the largest weight in different groups: no product reaches 2^127
+    assert allocated(2 * 10**12, [5, 3], other_group=(1, 10**27)) == [1250000000000, 750000000000]
+    with pytest.raises(SettlementError, match="reaches 2\\^127"):
+        allocated(2 * 10**12, [5, 3], other_group=(10**12, 10**27))
 
 
 # --------------------------------------------------------------------------- 3. conservation
