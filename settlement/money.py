@@ -262,8 +262,9 @@ def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
     largest = [math.prod(max(value, 1) for value in factors) for factors in products]
     beyond = next((factors for factors, product in zip(products, largest) if product >= 1 << 127), None)
     if beyond is not None:
-        raise BeyondExactArithmetic(f"an amount of {' × '.join(str(value) for value in beyond)} (the largest amount, weight "
-                              "or count of an allocation) reaches 2^127, past the exact 128-bit integers the engine "
-                              "rounds money in; nothing was written (usage units or amounts this large are "
-                              "beyond what the engine settles)")
+        factors = " × ".join(str(value) for value in beyond)
+        raise BeyondExactArithmetic(f"an amount of {factors} (the largest amount, weight or count of an allocation) "
+                                    "reaches 2^127, past the exact 128-bit integers the engine rounds money in; "
+                                    "nothing was written (usage units or amounts this large are beyond what the "
+                                    "engine settles)")
     return pl.Int64 if all(product < 1 << 63 for product in largest) else MONEY
