@@ -13,6 +13,7 @@ out of order and at once, and correct months already followed by others.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -392,8 +393,14 @@ def test_a_correction_of_the_ledgers_first_month_may_correct_its_opening_balance
                                                   "--opening-balances"):
         settled(stale, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "a split")
     (inputs / "balances.csv").write_text(BALANCE_HEADER + "H042,EUR,7.00\n", encoding="utf-8")
-    fixed = settled(inputs, tmp_path / "october-2", ledger, "2026-10", october["run_id"], "H042's opening balance",
-                    opening=True)
+    command = ["run", str(inputs), "--period", "2026-10", "--out", str(tmp_path / "october-2"), "--clock",
+               CLOCKS["2026-10"], "--quiet", "--corrects", october["run_id"], "--reason", "H042's opening balance",
+               "--opening-balances"]
+    unposted = settle_cli(*command)  # no ledger to post the correction to
+    assert unposted.returncode == 2 and unposted.stderr.startswith("error: --corrects, --reason and "
+                                                                   "--opening-balances post an adjustment")
+    assert settle_cli(*command, "--ledger", ledger).returncode == 0
+    fixed = json.loads((tmp_path / "october-2" / "summary.json").read_text(encoding="utf-8"))
     h042 = statement_figures(tmp_path / "october-2")[("H042", "EUR")]
     assert (h042["brought_forward"], h042["payable"], h042["carried_forward"]) == (700, 1100, 0)
     assert fixed["adjustment"]["currencies"]["EUR"]["brought_forward"] == {"old": "2.00", "new": "7.00",
