@@ -179,7 +179,9 @@ def minor_units(column: str, currency: str = "currency") -> pl.Expr:
     """A CSV amount as integer minor units; null unless written as a decimal with exactly its
     currency's digits (`12.30` EUR, `1200` JPY, `0.005` BHD)."""
     text, digits = pl.col(column), currency_digits(pl.col(currency))
-    fraction = text.str.extract(r"^-?\d+\.(\d+)$", 1)
-    plain = text.str.contains(r"^-?(0|[1-9]\d*)(\.\d+)?$") & ~text.str.contains(r"^-[0.]*$")  # law 4: no -0
-    written = plain & pl.when(digits == 0).then(fraction.is_null()).otherwise(fraction.str.len_chars() == digits)
-    return pl.when(written).then(text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False))
+    plain = text.str.contains(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # one pattern: ASCII, so bytes are characters
+    point = text.str.find(".", literal=True)
+    places = pl.when(point.is_null()).then(0).otherwise(text.str.len_bytes().cast(pl.Int64) - point - 1)
+    value = text.str.replace(".", "", literal=True).cast(pl.Int128, strict=False)
+    negative_zero = (value == 0) & text.str.starts_with("-")  # law 4: no -0
+    return pl.when(plain & (places == digits) & ~negative_zero).then(value)

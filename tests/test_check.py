@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, settle_cli
 from contracts.loading import load_inputs
@@ -258,3 +261,38 @@ def test_a_work_amount_on_one_side_only_is_found_though_it_sums_to_zero(run_out,
         "level 2: work amounts whose holders' gross is not the level-1 amount (minor units; null: none there) (1): "
         "contract_id=MUSIC-AI-2026, work_id=W000199, use_type=crawl, split_version=2020-01-01, currency=EUR, "
         "level1=0, gross=None"]
+
+
+AMOUNT_TEXT = st.one_of(
+    st.from_regex(r"\A-?(0|[1-9][0-9]{0,40})(\.[0-9]{0,5})?\Z"),  # plain decimals, some past 128 bits
+    st.sampled_from(["-0", "-0.00", "-0.000", "0", "0.00", "00.10", "+1.00", "1e3", " 1.00", "1.00 ", ".50", "5.",
+                     "١٢.٣٠", "1,00", "", "-", "-.", "12.3O"]),
+    st.text(alphabet="0123456789.-", max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), AMOUNT_TEXT), st.sampled_from(["EUR", "JPY", "BHD", "XXX", "CLF"])),
+                min_size=1, max_size=40))
+def test_an_amount_is_read_only_when_written_with_exactly_its_currencys_digits(rows):
+    """minor_units, which every check reads amounts by, against the written rule: a plain
+    ASCII decimal (no sign but `-`, no leading zero, no exponent, no `-0`) with exactly the
+    currency's digits, as an integer of minor units that fits 128 bits; else null."""
+    from settlement.money import exponent
+    from settlement.runfolder import minor_units
+
+    def rule(text: str | None, currency: str) -> int | None:
+        try:
+            digits = exponent(currency)
+        except Exception:
+            return None
+        if text is None or not re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", text) or re.fullmatch(r"-[0.]*", text):
+            return None
+        places = len(text.split(".")[1]) if "." in text else 0
+        if places != digits or (digits == 0 and "." in text):
+            return None
+        value = int(text.replace(".", ""))
+        return value if -(1 << 127) <= value < 1 << 127 else None
+
+    frame = pl.DataFrame(rows, schema={"amount": pl.String, "currency": pl.String}, orient="row")
+    read = frame.select(minor_units("amount")).to_series().to_list()
+    assert read == [rule(text, currency) for text, currency in rows]
