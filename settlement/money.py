@@ -241,7 +241,8 @@ def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType
         if max(largest_weight, 1) * parts.height >= 1 << 127:
             raise
         limit = pl.lit((1 << 127) - 1, dtype=MONEY) // pl.col(total).cast(MONEY).abs().clip(lower_bound=1)
-        beyond = parts.filter(pl.col(weight).cast(MONEY) > limit).select(total, weight).head(1)
+        beyond = parts.filter(pl.col(weight).cast(MONEY) > limit).select(pl.col(total).cast(MONEY).abs(),
+                                                                          weight).head(1)
         if beyond.height:
             exact_type(beyond.row(0))
         return MONEY

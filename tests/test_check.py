@@ -296,3 +296,21 @@ def test_an_amount_is_read_only_when_written_with_exactly_its_currencys_digits(r
     frame = pl.DataFrame(rows, schema={"amount": pl.String, "currency": pl.String}, orient="row")
     read = frame.select(minor_units("amount")).to_series().to_list()
     assert read == [rule(text, currency) for text, currency in rows]
+
+
+def test_a_lines_csv_without_a_column_fails_its_comparison_and_hides_no_other_finding(run_out, tmp_path):
+    """lines.csv is read once for two invariants: without its run_id column its lines cannot
+    be compared with lines.parquet's, but its amounts and the other files' are still checked."""
+    out = forged(run_out, tmp_path, "allocations.csv", 2, ",88.89", ",88.890")
+    path = out / "lines.csv"
+    path.write_text("".join(line.split(",", 1)[1] + "\n" for line in path.read_text(encoding="utf-8").splitlines()),
+                    encoding="utf-8")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["outputs"]:
+        if entry["path"] == "lines.csv":
+            entry["sha256"], entry["bytes"] = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    problems = failed(out)
+    assert problems[0].startswith("allocations.csv: amounts not written with their currency's digits (1): ")
+    assert problems[1].startswith("lines.csv and lines.parquet: cannot be checked, the files are not as a run writes "
+                                  "them (ColumnNotFoundError")

@@ -371,9 +371,10 @@ def test_an_allocation_past_128_bit_integers_is_refused_not_wrapped():
         return largest_remainder(frame, group=["group"], total="total", weight="weight", tie_break=["key"],
                                  out="part")["part"].to_list()[:-1]
 
-    with pytest.raises(SettlementError, match=r"^an amount of 2000000000000 × 10{27} .* reaches 2\^127, past the "
-                                              r"exact 128-bit integers"):
-        allocated(2 * 10**12, [10**27, 3])
+    for total in (2 * 10**12, -2 * 10**12):  # a negative total's product wraps too
+        with pytest.raises(SettlementError, match=r"^an amount of 2000000000000 × 10{27} .* reaches 2\^127, past "
+                                                  r"the exact 128-bit integers"):
+            allocated(total, [10**27, 3])
     total, weights = (1 << 127) // 10**27 // 2, [10**27, 10**27 - 1]
     assert allocated(total, weights) == [total - total // 2, total // 2]
     # the largest total and the largest weight in different groups: no product reaches 2^127
