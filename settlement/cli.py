@@ -373,13 +373,14 @@ def ledger_balances(ledger: LedgerArgument, corrects: Annotated[str | None, type
         "--out", help="the file to write, e.g. INPUTS/balances.csv (standard output if not given)")] = None) -> None:
     """Write balances.csv: what the ledger carries forward to the next run it posts.
 
-    Per holder and currency, the opening balances (what the ledger's first run brought
-    forward) and, for the run each period stands as, what it carried forward less what it
-    brought forward: the next run's balances.csv, which `settle run --ledger` requires to
-    be exactly this. With --corrects RUN_ID, what that run brought forward, which a run
-    correcting it brings forward again (but for a correction of the ledger's first month,
-    which may correct the opening balances with --opening-balances). A ledger of no run has none to write: its
-    first run takes any balances.csv as its opening balances."""
+    Per holder and currency, the opening balances (what the ledger's first month, as it
+    stands, brought forward) and, for the run each period stands as, what it carried
+    forward less what it brought forward: the next run's balances.csv, which `settle run
+    --ledger` requires to be exactly this. With --corrects RUN_ID, what that run brought
+    forward, which a run correcting it brings forward again (but for a correction of the
+    ledger's first month given --opening-balances, which corrects the opening balances). A
+    ledger of no run has none to write: its first run takes any balances.csv as its
+    opening balances."""
     from settlement import posting
 
     with reported("balances command"):

@@ -16,7 +16,7 @@ from fractions import Fraction
 import polars as pl
 
 from settlement.keys import KeyTypes, encoded, grouped, joined
-from settlement.money import MONEY, exact_type, largest_remainder, to_minor
+from settlement.money import MONEY, exact_type, largest_remainder, refuse_past_int128, to_minor
 
 LINE_KEY = ["licensee_id", "contract_id", "work_id", "use_type", "version", "holder_id"]
 
@@ -61,8 +61,9 @@ class Rates:
 def product_type(amounts: pl.Series, rates: pl.DataFrame, prefix: str) -> pl.DataType:
     """The type for half_even_product of these amounts and rates: its products, and twice
     a remainder (below twice the denominator)."""
-    return exact_type((amounts.cast(MONEY).abs().max(), rates[f"{prefix}_num"].max()),
-                      (2, rates[f"{prefix}_den"].max()))
+    products = ((amounts.cast(MONEY).abs().max(), rates[f"{prefix}_num"].max()), (2, rates[f"{prefix}_den"].max()))
+    refuse_past_int128(*(factors for factors in products if None not in factors))
+    return exact_type(*products)
 
 
 def with_commission(lines: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:

@@ -66,7 +66,8 @@ class Share:
 
 
 def key_before(key: list[str], values: tuple) -> pl.Expr:
-    """Rows whose `key` comes before `values`, column by column (strings by code point)."""
+    """Rows whose `key` comes before `values` (values, or another row's columns as
+    expressions), column by column (strings by code point)."""
     first, rest = pl.col(key[0]), key[1:]
     before = first < values[0]
     return before if not rest else before | ((first == values[0]) & key_before(rest, values[1:]))
@@ -77,8 +78,8 @@ def recomputed_share(parts: pl.DataFrame, total: int, target: pl.Expr, key: list
     string columns `key`, the tie-break) gets by rule 5."""
     parts = parts.with_columns(pl.col("weight").cast(pl.Int128), *(pl.col(k).fill_null("") for k in key))
     weight_sum = int(parts["weight"].sum())
-    product = pl.lit(total, dtype=pl.Int128) * pl.col("weight")
-    parts = parts.with_columns((product // weight_sum).alias("floor"), (product % weight_sum).alias("remainder"))
+    parts = with_floor_and_remainder(parts.with_columns(pl.lit(total, dtype=pl.Int128).alias("total"),
+                                                       pl.lit(weight_sum, dtype=pl.Int128).alias("weight_sum")))
     mine = parts.filter(target)
     remainder, values = mine["remainder"][0], mine.select(key).row(0)
     ahead = parts.filter((pl.col("remainder") > remainder) | ((pl.col("remainder") == remainder)
@@ -270,7 +271,8 @@ def ranked(allocations: pl.LazyFrame, terms: pl.DataFrame, parts: pl.DataFrame) 
               .with_columns(pl.when(pl.col("remainder").is_not_null()).then(above).alias("above")))
     by_place = scored.group_by("term", "above").agg(pl.len().alias("count"), pl.col("floor").sum().alias("floor_sum"))
     mine = parts.select("target", "term", "remainder", *(pl.col(k).alias(f"{k}_target") for k in TIE_BREAK))
-    ties = (scored.join(mine.lazy(), on=["term", "remainder"]).filter(key_before_columns(TIE_BREAK, "_target"))
+    ties = (scored.join(mine.lazy(), on=["term", "remainder"])
+            .filter(key_before(TIE_BREAK, tuple(pl.col(f"{k}_target") for k in TIE_BREAK)))
             .group_by("target").agg(pl.len().alias("ties_ahead")))
     by_place, ties = pl.collect_all([by_place, ties])
     floor_sums = by_place.group_by("term").agg(pl.col("floor_sum").sum())
@@ -281,14 +283,6 @@ def ranked(allocations: pl.LazyFrame, terms: pl.DataFrame, parts: pl.DataFrame) 
     rank = (pl.col("larger").fill_null(0) + pl.col("ties_ahead").fill_null(0)).alias("rank")
     return (parts.join(floor_sums, on="term", how="left").join(larger, on="target", how="left")
             .join(ties, on="target", how="left").with_columns(rank).drop("larger", "ties_ahead", "target"))
-
-
-def key_before_columns(key: list[str], suffix: str) -> pl.Expr:
-    """Rows whose `key` comes before the columns of `key` named with `suffix`, column by
-    column (strings by code point): key_before, against another row's key."""
-    first, rest = pl.col(key[0]), key[1:]
-    before = first < pl.col(key[0] + suffix)
-    return before if not rest else before | ((first == pl.col(key[0] + suffix)) & key_before_columns(rest, suffix))
 
 
 def checked(folder: Path, pins: dict[str, str], names: list[str]) -> None:

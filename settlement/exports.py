@@ -23,7 +23,7 @@ from contracts.numbers import fraction_text
 from settlement.adjust import Adjustment, adjustment_table, currency_changes
 from settlement.intake import ATTRIBUTION_SCALE
 from settlement.keys import KeyTypes, decoded
-from settlement.money import MONEY, exact_type, format_minor, minor_expr
+from settlement.money import exact_type, format_minor, minor_expr
 from settlement.progress import SILENT, Progress
 from settlement.run import ENGINE_VERSION, RULES_VERSION, Priced, Settlement
 from settlement.runfolder import hashed
@@ -90,7 +90,7 @@ def amount_type(s: Settlement) -> pl.DataType:
     most three times the run's charged total in magnitude (gross, commission and
     withholding are each parts of it, and net is the first less the others)."""
     charged = sum(abs(figures["charged"]) for figures in s.totals.values())
-    return exact_type((3, charged)) if 3 * charged < 1 << 127 else MONEY  # a type to hold amounts, no product
+    return exact_type((3, charged))
 
 
 def line_table(s: Settlement, lines: pl.LazyFrame, minor_units: bool = False, enums: bool = False) -> pl.LazyFrame:

@@ -230,42 +230,45 @@ def remainder_order(groups: pl.Series, remainders: pl.Series, largest: int) -> p
 
 
 def arithmetic_type(parts: pl.DataFrame, total: str, weight: str) -> pl.DataType:
-    """The type for a split's products of a total and a weight, and its weight sums. When the
-    largest total and the largest weight, perhaps of different groups, could reach 2**127
-    together, each part's own product is bounded (by a division, which cannot wrap)."""
+    """The type for a split's products of a total and a weight, and its weight sums; refused
+    (refuse_past_int128) where one could reach 2**127. When the largest total and the
+    largest weight, perhaps of different groups, could reach it together, each part's own
+    product is bounded (by a division, which cannot wrap)."""
     largest_total, largest_weight = parts.select(pl.col(total).cast(MONEY).abs().max(),
                                                  pl.col(weight).cast(MONEY).max()).row(0)
-    try:
-        return exact_type((largest_total, largest_weight), (largest_weight, parts.height))
-    except BeyondExactArithmetic:
-        if max(largest_weight, 1) * parts.height >= 1 << 127:
-            raise
-        limit = pl.lit((1 << 127) - 1, dtype=MONEY) // pl.col(total).cast(MONEY).abs().clip(lower_bound=1)
-        beyond = parts.filter(pl.col(weight).cast(MONEY) > limit).select(pl.col(total).cast(MONEY).abs(),
-                                                                          weight).head(1)
-        if beyond.height:
-            exact_type(beyond.row(0))
-        return MONEY
+    if largest_total is not None and largest_weight is not None:
+        refuse_past_int128((largest_weight, parts.height))
+        if largest_total * largest_weight >= 1 << 127:
+            limit = pl.lit((1 << 127) - 1, dtype=MONEY) // pl.col(total).cast(MONEY).abs().clip(lower_bound=1)
+            beyond = parts.filter(pl.col(weight).cast(MONEY) > limit).select(pl.col(total).cast(MONEY).abs(),
+                                                                              weight).head(1)
+            if beyond.height:
+                refuse_past_int128(beyond.row(0))
+    return exact_type((largest_total, largest_weight), (largest_weight, parts.height))
 
 
 class BeyondExactArithmetic(SettlementError):
     """Amounts and weights whose products the engine's 128-bit integers cannot hold."""
 
 
+def refuse_past_int128(*products: tuple[int, ...]) -> None:
+    """Refuse products (of the given magnitudes) that could reach 2**127: polars' Int128
+    arithmetic wraps around silently (2 × 10^12 × 10^27 came out negative), and a wrapped
+    product would round money wrongly."""
+    for factors in products:
+        if math.prod(max(value, 1) for value in factors) >= 1 << 127:
+            shown = " × ".join(str(value) for value in factors)
+            raise BeyondExactArithmetic(f"an amount of {shown} (the largest amount, weight or count of an allocation) "
+                                        "reaches 2^127, past the exact 128-bit integers the engine rounds money in; "
+                                        "nothing was written (usage units or amounts this large are beyond what the "
+                                        "engine settles)")
+
+
 def exact_type(*products: tuple[int | None, ...]) -> pl.DataType:
     """Int64 when no product of the given largest magnitudes reaches 2**63 (Int64 division
     is several times faster than Int128's), else Int128; None (the largest value of an
-    empty column) counts as unknown, so Int128. A product that could reach 2**127 is
-    refused: polars' Int128 arithmetic wraps around silently (2 × 10^12 × 10^27 came out
-    negative), and a wrapped product would round money wrongly."""
+    empty column) counts as unknown, so Int128."""
     if any(value is None for factors in products for value in factors):
         return MONEY
-    largest = [math.prod(max(value, 1) for value in factors) for factors in products]
-    beyond = next((factors for factors, product in zip(products, largest) if product >= 1 << 127), None)
-    if beyond is not None:
-        factors = " × ".join(str(value) for value in beyond)
-        raise BeyondExactArithmetic(f"an amount of {factors} (the largest amount, weight or count of an allocation) "
-                                    "reaches 2^127, past the exact 128-bit integers the engine rounds money in; "
-                                    "nothing was written (usage units or amounts this large are beyond what the "
-                                    "engine settles)")
-    return pl.Int64 if all(product < 1 << 63 for product in largest) else MONEY
+    fits = all(math.prod(max(value, 1) for value in factors) < 1 << 63 for factors in products)
+    return pl.Int64 if fits else MONEY
